@@ -1,0 +1,68 @@
+//! The `dispatch-ingest` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dispatch-ingest",
+    version,
+    about = "Dutch emergency-dispatch events from Kafka into ClickHouse"
+)]
+pub struct Cli {
+    /// Configuration file (TOML); without it the defaults apply. Environment variables
+    /// DISPATCH_INGEST__SECTION__KEY override both.
+    #[arg(long, short, env = "DISPATCH_INGEST_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Consume the stream topics and write to ClickHouse until SIGTERM/SIGINT.
+    Run,
+    /// Apply pending ClickHouse migrations (each once; re-running is a no-op).
+    Migrate,
+    /// Validate the configuration and print it, secrets masked.
+    CheckConfig,
+    /// Produce synthetic events to Kafka.
+    Generate {
+        #[command(subcommand)]
+        what: GenerateCommand,
+    },
+    /// Print a report from ClickHouse.
+    Report {
+        #[command(subcommand)]
+        what: ReportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Sample incidents (call, alerts, arrivals, cancels, transports) in each topic's format.
+    Sample {
+        /// Number of incidents.
+        #[arg(long, default_value_t = 100)]
+        incidents: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// First incident time (RFC 3339, UTC), default: one day ago.
+        #[arg(long)]
+        start: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportName {
+    /// Events per stream that landed in ClickHouse.
+    Landed,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// What landed in ClickHouse per stream.
+    Landed,
+}

@@ -1,0 +1,783 @@
+//! Configuration: a TOML file (every key documented in `config/dispatch-ingest.toml`) overridden
+//! by environment variables `DISPATCH_INGEST__SECTION__KEY`, validated into [`Config`] before any
+//! connection is made. Unknown keys and bad values stop startup with an error that names the key,
+//! the value and where it came from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::{StreamFormat, WireFormat};
+use crate::event::Stream;
+
+/// Prefix of environment overrides: `DISPATCH_INGEST__KAFKA__BOOTSTRAP_SERVERS=...`.
+pub const ENV_PREFIX: &str = "DISPATCH_INGEST__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config key `{key}` (from {origin}): {message}")]
+    Key {
+        key: String,
+        origin: String,
+        message: String,
+    },
+    #[error("config key `{key}` has invalid value {value:?}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+fn invalid(key: &str, value: impl ToString, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub topics: TopicsConfig,
+    pub clickhouse: ClickHouseConfig,
+    pub batch: BatchConfig,
+    pub telemetry: TelemetryConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    pub group_id: String,
+    pub client_id: String,
+    pub auto_offset_reset: OffsetReset,
+    pub session_timeout_ms: u32,
+    pub max_poll_interval_ms: u32,
+    pub commit_interval_ms: u32,
+    pub dlq_topic: String,
+    pub security_protocol: String,
+    pub sasl_mechanism: String,
+    pub sasl_username: String,
+    pub sasl_password: String,
+    /// Further librdkafka properties, passed as they are (e.g. `"ssl.ca.location"`).
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            group_id: "dispatch-ingest".into(),
+            client_id: "dispatch-ingest".into(),
+            auto_offset_reset: OffsetReset::Earliest,
+            session_timeout_ms: 45_000,
+            max_poll_interval_ms: 300_000,
+            commit_interval_ms: 1_000,
+            dlq_topic: "dispatch.dlq".into(),
+            security_protocol: "plaintext".into(),
+            sasl_mechanism: String::new(),
+            sasl_username: String::new(),
+            sasl_password: String::new(),
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    pub name: String,
+    pub format: WireFormat,
+    /// Writer schema (.avsc) for plain Avro; empty means the bundled schema.
+    #[serde(default)]
+    pub writer_schema: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    pub call: TopicConfig,
+    pub alert: TopicConfig,
+    pub cancel: TopicConfig,
+    pub on_scene: TopicConfig,
+    pub transport: TopicConfig,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        let t = |s: Stream| TopicConfig {
+            name: s.default_topic().into(),
+            format: WireFormat::Avro,
+            writer_schema: String::new(),
+        };
+        TopicsConfig {
+            call: t(Stream::Call),
+            alert: t(Stream::Alert),
+            cancel: t(Stream::Cancel),
+            on_scene: t(Stream::OnScene),
+            transport: t(Stream::Transport),
+        }
+    }
+}
+
+impl TopicsConfig {
+    pub fn get(&self, stream: Stream) -> &TopicConfig {
+        match stream {
+            Stream::Call => &self.call,
+            Stream::Alert => &self.alert,
+            Stream::Cancel => &self.cancel,
+            Stream::OnScene => &self.on_scene,
+            Stream::Transport => &self.transport,
+        }
+    }
+
+    pub fn get_mut(&mut self, stream: Stream) -> &mut TopicConfig {
+        match stream {
+            Stream::Call => &mut self.call,
+            Stream::Alert => &mut self.alert,
+            Stream::Cancel => &mut self.cancel,
+            Stream::OnScene => &mut self.on_scene,
+            Stream::Transport => &mut self.transport,
+        }
+    }
+
+    /// The stream a topic carries.
+    pub fn stream_of(&self, topic: &str) -> Option<Stream> {
+        Stream::ALL.into_iter().find(|s| self.get(*s).name == topic)
+    }
+}
+
+/// Whether the `clickhouse` crate checks row types against the table (needs
+/// RowBinaryWithNamesAndTypes, which ClickHouse 18.16 lacks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Validation {
+    /// On for servers >= 24.1, off for older ones.
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    pub url: String,
+    pub database: String,
+    pub user: String,
+    pub password: String,
+    pub validation: Validation,
+    pub request_timeout_ms: u64,
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        ClickHouseConfig {
+            url: "http://127.0.0.1:8123".into(),
+            database: "dispatch".into(),
+            user: "default".into(),
+            password: String::new(),
+            validation: Validation::Auto,
+            request_timeout_ms: 30_000,
+            retry_initial_ms: 200,
+            retry_max_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub max_wait_ms: u64,
+    pub channel_capacity: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_rows: 50_000,
+            max_bytes: 32 * 1024 * 1024,
+            max_wait_ms: 500,
+            channel_capacity: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when standard error is not a terminal, text when it is.
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    pub listen: String,
+    pub log_format: LogFormat,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            listen: "0.0.0.0:9464".into(),
+            log_format: LogFormat::Auto,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    pub deadline_ms: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            deadline_ms: 30_000,
+        }
+    }
+}
+
+
+impl Config {
+    /// Load `path` (if given), apply `DISPATCH_INGEST__*` overrides from `env`, validate.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (mut value, file_origin) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                let table: toml::Table =
+                    text.parse()
+                        .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                            path: p.to_path_buf(),
+                            message: e.to_string(),
+                        })?;
+                (toml::Value::Table(table), format!("file {}", p.display()))
+            }
+            None => (toml::Value::Table(toml::Table::new()), "defaults".into()),
+        };
+        // Start from the defaults and lay the file over them key by key, so a partial section
+        // (e.g. only `topics.call.format`) keeps the other defaults of that section.
+        let defaults = toml::Value::try_from(Config::default()).expect("defaults serialize");
+        let file_value = value;
+        value = defaults.clone();
+        merge(&mut value, file_value);
+        let mut env_keys: BTreeMap<String, String> = BTreeMap::new();
+        for (name, raw) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            if path.iter().any(|s| s.is_empty()) {
+                return Err(ConfigError::Key {
+                    key: rest.to_ascii_lowercase(),
+                    origin: format!("environment variable {name}"),
+                    message: "empty key segment (use SECTION__KEY)".into(),
+                });
+            }
+            env_keys.insert(path.join("."), name.clone());
+            set_path(&mut value, &defaults, &path, &raw);
+        }
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let mut key = e.path().to_string();
+            // toml appends "in `section`" on a new line; the key already says where.
+            let message = e.inner().to_string();
+            let message = message.lines().next().unwrap_or_default().to_string();
+            // serde reports an unknown field at its parent: name the full key.
+            if let Some(rest) = message.strip_prefix("unknown field `") {
+                if let Some(field) = rest.split('`').next() {
+                    let already = key == field || key.ends_with(&format!(".{field}"));
+                    key = if already {
+                        key
+                    } else if key == "." || key.is_empty() {
+                        field.to_string()
+                    } else {
+                        format!("{key}.{field}")
+                    };
+                }
+            }
+            let origin = env_keys
+                .iter()
+                .find(|(k, _)| {
+                    key == **k
+                        || key.starts_with(&format!("{k}."))
+                        || k.starts_with(&format!("{key}."))
+                })
+                .map(|(_, var)| format!("environment variable {var}"))
+                .unwrap_or_else(|| file_origin.clone());
+            ConfigError::Key {
+                key,
+                origin,
+                message,
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks beyond types: ranges, names, addresses, readable schema files.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let k = &self.kafka;
+        if k.bootstrap_servers.trim().is_empty() {
+            return Err(invalid(
+                "kafka.bootstrap_servers",
+                "",
+                "must name at least one broker host:port",
+            ));
+        }
+        for server in k.bootstrap_servers.split(',') {
+            let server = server.trim();
+            let port_ok = server
+                .rsplit_once(':')
+                .map(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+                .unwrap_or(false);
+            if !port_ok {
+                return Err(invalid(
+                    "kafka.bootstrap_servers",
+                    &k.bootstrap_servers,
+                    format!("{server:?} is not host:port"),
+                ));
+            }
+        }
+        if k.group_id.trim().is_empty() {
+            return Err(invalid("kafka.group_id", &k.group_id, "must not be empty"));
+        }
+        if k.session_timeout_ms < 1_000 {
+            return Err(invalid(
+                "kafka.session_timeout_ms",
+                k.session_timeout_ms,
+                "must be at least 1000",
+            ));
+        }
+        if k.max_poll_interval_ms < k.session_timeout_ms {
+            return Err(invalid(
+                "kafka.max_poll_interval_ms",
+                k.max_poll_interval_ms,
+                format!(
+                    "must be at least kafka.session_timeout_ms ({})",
+                    k.session_timeout_ms
+                ),
+            ));
+        }
+        if k.commit_interval_ms == 0 {
+            return Err(invalid("kafka.commit_interval_ms", 0, "must be positive"));
+        }
+        let protocols = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+        if !protocols.contains(&k.security_protocol.to_ascii_lowercase().as_str()) {
+            return Err(invalid(
+                "kafka.security_protocol",
+                &k.security_protocol,
+                format!("expected one of {protocols:?}"),
+            ));
+        }
+        check_topic_name("kafka.dlq_topic", &k.dlq_topic)?;
+        let mut seen: BTreeMap<&str, Stream> = BTreeMap::new();
+        for stream in Stream::ALL {
+            let t = self.topics.get(stream);
+            let key = format!("topics.{}.name", stream.name());
+            check_topic_name(&key, &t.name)?;
+            if let Some(other) = seen.insert(&t.name, stream) {
+                return Err(invalid(
+                    &key,
+                    &t.name,
+                    format!("already used by topics.{}", other.name()),
+                ));
+            }
+            if t.name == k.dlq_topic {
+                return Err(invalid(&key, &t.name, "is also kafka.dlq_topic"));
+            }
+            if !t.writer_schema.is_empty() {
+                let key = format!("topics.{}.writer_schema", stream.name());
+                if t.format != WireFormat::Avro {
+                    return Err(invalid(
+                        &key,
+                        &t.writer_schema,
+                        "only applies to format \"avro\"",
+                    ));
+                }
+                let text = std::fs::read_to_string(&t.writer_schema)
+                    .map_err(|e| invalid(&key, &t.writer_schema, format!("cannot read: {e}")))?;
+                apache_avro::Schema::parse_str(&text).map_err(|e| {
+                    invalid(&key, &t.writer_schema, format!("not an Avro schema: {e}"))
+                })?;
+            }
+        }
+        let c = &self.clickhouse;
+        if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
+            return Err(invalid(
+                "clickhouse.url",
+                &c.url,
+                "must start with http:// or https://",
+            ));
+        }
+        if !is_identifier(&c.database) {
+            return Err(invalid(
+                "clickhouse.database",
+                &c.database,
+                "must be an identifier ([A-Za-z_][A-Za-z0-9_]*)",
+            ));
+        }
+        if c.request_timeout_ms == 0 {
+            return Err(invalid(
+                "clickhouse.request_timeout_ms",
+                0,
+                "must be positive",
+            ));
+        }
+        if c.retry_initial_ms == 0 || c.retry_max_ms < c.retry_initial_ms {
+            return Err(invalid(
+                "clickhouse.retry_max_ms",
+                c.retry_max_ms,
+                format!(
+                    "need 0 < retry_initial_ms ({}) <= retry_max_ms",
+                    c.retry_initial_ms
+                ),
+            ));
+        }
+        let b = &self.batch;
+        if b.max_rows == 0 {
+            return Err(invalid("batch.max_rows", 0, "must be positive"));
+        }
+        if b.max_bytes < 1024 {
+            return Err(invalid(
+                "batch.max_bytes",
+                b.max_bytes,
+                "must be at least 1024",
+            ));
+        }
+        if b.max_wait_ms == 0 {
+            return Err(invalid("batch.max_wait_ms", 0, "must be positive"));
+        }
+        if b.channel_capacity == 0 {
+            return Err(invalid("batch.channel_capacity", 0, "must be positive"));
+        }
+        if b.max_wait_ms * 4 > u64::from(k.max_poll_interval_ms) {
+            return Err(invalid(
+                "batch.max_wait_ms",
+                b.max_wait_ms,
+                format!(
+                    "must stay well inside kafka.max_poll_interval_ms ({}): at most a quarter",
+                    k.max_poll_interval_ms
+                ),
+            ));
+        }
+        self.telemetry.listen.parse::<SocketAddr>().map_err(|e| {
+            invalid(
+                "telemetry.listen",
+                &self.telemetry.listen,
+                format!("not an address:port: {e}"),
+            )
+        })?;
+        if self.shutdown.deadline_ms == 0 {
+            return Err(invalid("shutdown.deadline_ms", 0, "must be positive"));
+        }
+        Ok(())
+    }
+
+    /// Per-stream decoder settings, with writer schemas read from disk.
+    pub fn stream_formats(&self) -> Vec<StreamFormat> {
+        Stream::ALL
+            .into_iter()
+            .map(|stream| {
+                let t = self.topics.get(stream);
+                StreamFormat {
+                    stream,
+                    format: t.format,
+                    writer_schema: (!t.writer_schema.is_empty())
+                        .then(|| std::fs::read_to_string(&t.writer_schema).unwrap_or_default()),
+                }
+            })
+            .collect()
+    }
+
+    /// The effective configuration as TOML, with every secret masked.
+    pub fn to_masked_toml(&self) -> String {
+        let mut value = toml::Value::try_from(self).expect("config serializes");
+        mask_secrets(&mut value);
+        toml::to_string_pretty(&value).expect("config serializes")
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn check_topic_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 249
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            name,
+            "a Kafka topic name is 1-249 of [A-Za-z0-9._-]",
+        ))
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password") || k.contains("secret") || k.contains("token")
+}
+
+fn mask_secrets(value: &mut toml::Value) {
+    if let toml::Value::Table(t) = value {
+        for (k, v) in t.iter_mut() {
+            if is_secret_key(k) {
+                if let toml::Value::String(s) = v {
+                    if !s.is_empty() {
+                        *s = "***".into();
+                    }
+                }
+            } else {
+                mask_secrets(v);
+            }
+        }
+    }
+}
+
+/// Lay `over` onto `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// Set `path` in `root` to `raw`, typed like the default at that path (so a numeric-looking
+/// password stays a string); where there is no default, guess bool, integer, then string.
+fn set_path(root: &mut toml::Value, defaults: &toml::Value, path: &[String], raw: &str) {
+    let mut node = root;
+    let mut def = Some(defaults);
+    for (i, seg) in path.iter().enumerate() {
+        def = def.and_then(|d| d.get(seg));
+        let toml::Value::Table(table) = node else {
+            return;
+        };
+        if i + 1 == path.len() {
+            let typed = match def {
+                Some(toml::Value::String(_)) => toml::Value::String(raw.to_string()),
+                Some(toml::Value::Integer(_)) => raw
+                    .parse::<i64>()
+                    .map(toml::Value::Integer)
+                    .unwrap_or_else(|_| toml::Value::String(raw.to_string())),
+                Some(toml::Value::Boolean(_)) => raw
+                    .parse::<bool>()
+                    .map(toml::Value::Boolean)
+                    .unwrap_or_else(|_| toml::Value::String(raw.to_string())),
+                _ => {
+                    if let Ok(b) = raw.parse::<bool>() {
+                        toml::Value::Boolean(b)
+                    } else if let Ok(n) = raw.parse::<i64>() {
+                        toml::Value::Integer(n)
+                    } else {
+                        toml::Value::String(raw.to_string())
+                    }
+                }
+            };
+            table.insert(seg.clone(), typed);
+            return;
+        }
+        node = table
+            .entry(seg.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn shipped_file_documents_exactly_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dispatch-ingest.toml");
+        let config = Config::load(Some(&path), vec![]).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn env_overrides_file_values_with_the_right_type() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("DISPATCH_INGEST__KAFKA__BOOTSTRAP_SERVERS", "10.0.0.1:9093"),
+                ("DISPATCH_INGEST__BATCH__MAX_ROWS", "123"),
+                ("DISPATCH_INGEST__CLICKHOUSE__PASSWORD", "12345"),
+                ("DISPATCH_INGEST__TOPICS__CALL__FORMAT", "json"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.bootstrap_servers, "10.0.0.1:9093");
+        assert_eq!(c.batch.max_rows, 123);
+        assert_eq!(c.clickhouse.password, "12345");
+        assert_eq!(c.topics.call.format, WireFormat::Json);
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named_with_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[kafka]\nbootstrap_server = \"x:1\"\n").unwrap();
+        let err = Config::load(Some(&p), vec![]).unwrap_err().to_string();
+        assert!(err.contains("`kafka.bootstrap_server`"), "{err}");
+        assert!(err.contains("unknown field"), "{err}");
+        assert!(err.contains(&p.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn unknown_env_key_names_the_variable() {
+        let err = Config::load(None, env(&[("DISPATCH_INGEST__SINK__ROWS", "5")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`sink`"), "{err}");
+        assert!(err.contains("DISPATCH_INGEST__SINK__ROWS"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_value() {
+        let cases = [
+            (
+                "DISPATCH_INGEST__BATCH__MAX_ROWS",
+                "lots",
+                "batch.max_rows",
+                "lots",
+            ),
+            (
+                "DISPATCH_INGEST__BATCH__MAX_ROWS",
+                "0",
+                "batch.max_rows",
+                "0",
+            ),
+            (
+                "DISPATCH_INGEST__CLICKHOUSE__URL",
+                "ftp://x",
+                "clickhouse.url",
+                "ftp://x",
+            ),
+            (
+                "DISPATCH_INGEST__CLICKHOUSE__DATABASE",
+                "a-b",
+                "clickhouse.database",
+                "a-b",
+            ),
+            (
+                "DISPATCH_INGEST__KAFKA__BOOTSTRAP_SERVERS",
+                "nohost",
+                "kafka.bootstrap_servers",
+                "nohost",
+            ),
+            (
+                "DISPATCH_INGEST__TOPICS__ALERT__FORMAT",
+                "xml",
+                "topics.alert.format",
+                "xml",
+            ),
+            (
+                "DISPATCH_INGEST__TOPICS__ALERT__NAME",
+                "dispatch.calls",
+                "topics.alert.name",
+                "dispatch.calls",
+            ),
+            (
+                "DISPATCH_INGEST__TELEMETRY__LISTEN",
+                "port9",
+                "telemetry.listen",
+                "port9",
+            ),
+            (
+                "DISPATCH_INGEST__CLICKHOUSE__VALIDATION",
+                "maybe",
+                "clickhouse.validation",
+                "maybe",
+            ),
+        ];
+        for (var, value, key, shown) in cases {
+            let err = Config::load(None, env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{var}={value}: {err}");
+            assert!(err.contains(shown), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("DISPATCH_INGEST__CLICKHOUSE__PASSWORD", "hunter2"),
+                ("DISPATCH_INGEST__KAFKA__SASL_PASSWORD", "s3cret"),
+            ]),
+        )
+        .unwrap();
+        let shown = c.to_masked_toml();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(shown.contains("password = \"***\""), "{shown}");
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let err = Config::load(Some(Path::new("/nonexistent/x.toml")), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/x.toml"), "{err}");
+    }
+}

@@ -1,0 +1,689 @@
+//! Wire formats into [`DispatchEvent`]s: plain Avro (with a configured writer schema, resolved
+//! against the bundled reader schema) and JSON (one object per message, Avro field names).
+//!
+//! Both formats go through the same path: the bytes become an Avro [`Value`] shaped by the reader
+//! schema (JSON is converted field by field using that schema), and one extraction function turns
+//! the value into an event and validates it. So a rule (required field, enum symbol, timestamp
+//! range, municipality code) is written once and holds for every format. Errors are typed and
+//! name the field; the caller adds topic, partition and offset ([`RecordError`]).
+//!
+//! The inverse ([`Codec::encode`]) is here too, for the generator and the tests.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+
+use apache_avro::schema::{RecordSchema, Schema, UnionSchema};
+use apache_avro::types::Value;
+use uuid::Uuid;
+
+use crate::event::{DispatchEvent, Envelope, Payload, SourcePosition, Stream};
+
+/// How the bytes of a topic are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WireFormat {
+    /// Avro binary datum, no framing; written with the configured writer schema.
+    Avro,
+    /// One JSON object per message, with the Avro field names.
+    Json,
+}
+
+impl std::fmt::Display for WireFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WireFormat::Avro => "avro",
+            WireFormat::Json => "json",
+        })
+    }
+}
+
+/// Why a record could not be decoded. `kind()` is stable (metrics labels, DLQ headers).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("malformed Avro data: {0}")]
+    MalformedAvro(String),
+    #[error("{0} trailing bytes after the Avro record")]
+    TrailingBytes(usize),
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("field `{0}` is missing")]
+    MissingField(String),
+    #[error("field `{field}`: expected {expected}, found {found}")]
+    WrongType {
+        field: String,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("field `{field}`: unknown enum symbol {symbol:?} and the schema has no default")]
+    UnknownSymbol { field: String, symbol: String },
+    #[error("field `{field}`: {message}")]
+    InvalidValue { field: String, message: String },
+}
+
+impl DecodeError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecodeError::MalformedAvro(_) | DecodeError::TrailingBytes(_) => "malformed_avro",
+            DecodeError::MalformedJson(_) => "malformed_json",
+            DecodeError::MissingField(_) => "missing_field",
+            DecodeError::WrongType { .. } => "wrong_type",
+            DecodeError::UnknownSymbol { .. } => "unknown_enum_symbol",
+            DecodeError::InvalidValue { .. } => "invalid_value",
+        }
+    }
+}
+
+/// A [`DecodeError`] with the record's position, e.g.
+/// `topic dispatch.calls partition 2 offset 17: field `municipality_code`: ...`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{position}: {error}")]
+pub struct RecordError {
+    pub position: SourcePosition,
+    pub error: DecodeError,
+}
+
+/// Earliest accepted `occurred_at`: 2000-01-01T00:00:00Z.
+pub const MIN_OCCURRED_AT_MS: i64 = 946_684_800_000;
+/// How far in the future `occurred_at` may be.
+pub const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
+
+/// Schemas for one stream: what the producer wrote with, and what we read as.
+#[derive(Debug)]
+struct StreamSchemas {
+    writer: Schema,
+    reader: Schema,
+    format: WireFormat,
+}
+
+/// The bundled (current) schema of a stream, parsed once.
+pub fn bundled_schema(stream: Stream) -> &'static Schema {
+    static SCHEMAS: std::sync::OnceLock<HashMap<Stream, Schema>> = std::sync::OnceLock::new();
+    SCHEMAS
+        .get_or_init(|| {
+            Stream::ALL
+                .into_iter()
+                .map(|s| {
+                    let schema = Schema::parse_str(s.schema_json())
+                        .unwrap_or_else(|e| panic!("bundled schema of {s} does not parse: {e}"));
+                    (s, schema)
+                })
+                .collect()
+        })
+        .get(&stream)
+        .expect("every stream has a schema")
+}
+
+/// Decodes and encodes the five streams.
+#[derive(Debug)]
+pub struct Codec {
+    streams: HashMap<Stream, StreamSchemas>,
+}
+
+/// Per-stream settings for [`Codec::new`].
+#[derive(Debug, Clone)]
+pub struct StreamFormat {
+    pub stream: Stream,
+    pub format: WireFormat,
+    /// Writer schema JSON for plain Avro; `None` means the bundled schema.
+    pub writer_schema: Option<String>,
+}
+
+impl Codec {
+    /// Bundled schemas, the given format for every stream.
+    pub fn bundled(format: WireFormat) -> Codec {
+        let formats: Vec<StreamFormat> = Stream::ALL
+            .into_iter()
+            .map(|stream| StreamFormat {
+                stream,
+                format,
+                writer_schema: None,
+            })
+            .collect();
+        Codec::new(&formats).expect("bundled schemas parse")
+    }
+
+    pub fn new(formats: &[StreamFormat]) -> Result<Codec, apache_avro::Error> {
+        let mut streams = HashMap::new();
+        for f in formats {
+            let reader = bundled_schema(f.stream).clone();
+            let writer = match &f.writer_schema {
+                Some(json) => Schema::parse_str(json)?,
+                None => reader.clone(),
+            };
+            streams.insert(
+                f.stream,
+                StreamSchemas {
+                    writer,
+                    reader,
+                    format: f.format,
+                },
+            );
+        }
+        Ok(Codec { streams })
+    }
+
+    fn schemas(&self, stream: Stream) -> &StreamSchemas {
+        self.streams
+            .get(&stream)
+            .unwrap_or_else(|| panic!("codec built without stream {stream}"))
+    }
+
+    pub fn format(&self, stream: Stream) -> WireFormat {
+        self.schemas(stream).format
+    }
+
+    /// Decode one message of `stream`. `now_ms` bounds `occurred_at` (at most a day ahead).
+    pub fn decode(
+        &self,
+        stream: Stream,
+        bytes: &[u8],
+        now_ms: i64,
+    ) -> Result<DispatchEvent, DecodeError> {
+        let schemas = self.schemas(stream);
+        let value = match schemas.format {
+            WireFormat::Avro => {
+                let mut cursor = Cursor::new(bytes);
+                let value = apache_avro::from_avro_datum(
+                    &schemas.writer,
+                    &mut cursor,
+                    Some(&schemas.reader),
+                )
+                .map_err(|e| DecodeError::MalformedAvro(e.to_string()))?;
+                let rest = bytes.len() - cursor.position() as usize;
+                if rest > 0 {
+                    return Err(DecodeError::TrailingBytes(rest));
+                }
+                value
+            }
+            WireFormat::Json => {
+                let json: serde_json::Value = serde_json::from_slice(bytes)
+                    .map_err(|e| DecodeError::MalformedJson(e.to_string()))?;
+                json_to_avro(&json, &schemas.reader, "")?
+            }
+        };
+        extract(stream, &value, now_ms)
+    }
+
+    /// Encode an event in its stream's configured format (bundled schema for Avro).
+    pub fn encode(&self, event: &DispatchEvent) -> Vec<u8> {
+        let schemas = self.schemas(event.stream());
+        match schemas.format {
+            WireFormat::Avro => apache_avro::to_avro_datum(&schemas.reader, to_avro_value(event))
+                .expect("events built by this crate match the bundled schema"),
+            WireFormat::Json => serde_json::to_vec(&to_json(event)).expect("json"),
+        }
+    }
+}
+
+/// The event as a JSON object with the Avro field names.
+pub fn to_json(event: &DispatchEvent) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    if let Value::Record(fields) = to_avro_value(event) {
+        for (name, value) in fields {
+            map.insert(name, avro_to_json(&value));
+        }
+    }
+    serde_json::Value::Object(map)
+}
+
+fn avro_to_json(value: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        Value::Null => J::Null,
+        Value::Boolean(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::Long(l) | Value::TimestampMillis(l) => J::from(*l),
+        Value::String(s) | Value::Enum(_, s) => J::String(s.clone()),
+        Value::Uuid(u) => J::String(u.to_string()),
+        Value::Union(_, inner) => avro_to_json(inner),
+        other => J::String(format!("{other:?}")),
+    }
+}
+
+fn to_avro_value(event: &DispatchEvent) -> Value {
+    let e = &event.envelope;
+    let mut fields = vec![
+        (
+            "event_id".to_string(),
+            Value::String(e.event_id.to_string()),
+        ),
+        ("incident_id".into(), Value::String(e.incident_id.clone())),
+        (
+            "dispatch_centre".into(),
+            Value::String(e.dispatch_centre.clone()),
+        ),
+        (
+            "occurred_at".into(),
+            Value::TimestampMillis(e.occurred_at_ms),
+        ),
+    ];
+    let opt_str = |v: &Option<String>| match v {
+        Some(s) => Value::Union(1, Box::new(Value::String(s.clone()))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    };
+    let opt_int = |v: &Option<i32>| match v {
+        Some(i) => Value::Union(1, Box::new(Value::Int(*i))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    };
+    // to_avro_datum needs the enum index as well as the symbol: look it up in the schema.
+    let schema = bundled_schema(event.stream());
+    let sym = |field: &str, symbol: &str| -> Value {
+        let idx = enum_symbols(schema, field)
+            .and_then(|s| s.iter().position(|x| x == symbol))
+            .unwrap_or(0) as u32;
+        Value::Enum(idx, symbol.to_string())
+    };
+    match &event.payload {
+        Payload::Call {
+            urgency,
+            municipality_code,
+            patient_age_years,
+            triage_code,
+        } => {
+            fields.push(("urgency".into(), sym("urgency", urgency)));
+            fields.push((
+                "municipality_code".into(),
+                Value::String(municipality_code.clone()),
+            ));
+            fields.push(("patient_age_years".into(), opt_int(patient_age_years)));
+            fields.push(("triage_code".into(), opt_str(triage_code)));
+        }
+        Payload::Alert {
+            unit_id,
+            unit_type,
+            mmt_station,
+            dispatch_kind,
+            urgency,
+        } => {
+            fields.push(("unit_id".into(), Value::String(unit_id.clone())));
+            fields.push(("unit_type".into(), sym("unit_type", unit_type)));
+            fields.push(("mmt_station".into(), opt_str(mmt_station)));
+            fields.push(("dispatch_kind".into(), sym("dispatch_kind", dispatch_kind)));
+            let u = match urgency {
+                Some(u) => Value::Union(1, Box::new(sym("urgency", u))),
+                None => Value::Union(0, Box::new(Value::Null)),
+            };
+            fields.push(("urgency".into(), u));
+        }
+        Payload::Cancel {
+            unit_id,
+            cancel_reason,
+        } => {
+            fields.push(("unit_id".into(), Value::String(unit_id.clone())));
+            fields.push(("cancel_reason".into(), sym("cancel_reason", cancel_reason)));
+        }
+        Payload::OnScene { unit_id } => {
+            fields.push(("unit_id".into(), Value::String(unit_id.clone())));
+        }
+        Payload::Transport {
+            unit_id,
+            mode,
+            mmt_physician_accompanies,
+            destination,
+            patient_age_years,
+            trauma,
+        } => {
+            fields.push(("unit_id".into(), Value::String(unit_id.clone())));
+            fields.push(("mode".into(), sym("mode", mode)));
+            fields.push((
+                "mmt_physician_accompanies".into(),
+                Value::Boolean(*mmt_physician_accompanies),
+            ));
+            fields.push(("destination".into(), opt_str(destination)));
+            fields.push(("patient_age_years".into(), opt_int(patient_age_years)));
+            let t = match trauma {
+                Some(b) => Value::Union(1, Box::new(Value::Boolean(*b))),
+                None => Value::Union(0, Box::new(Value::Null)),
+            };
+            fields.push(("trauma".into(), t));
+        }
+    }
+    Value::Record(fields)
+}
+
+/// Symbols of the enum that field `field` of a record schema has (directly or in a union).
+fn enum_symbols<'a>(schema: &'a Schema, field: &str) -> Option<&'a Vec<String>> {
+    let Schema::Record(RecordSchema { fields, .. }) = schema else {
+        return None;
+    };
+    let f = fields.iter().find(|f| f.name == field)?;
+    match &f.schema {
+        Schema::Enum(e) => Some(&e.symbols),
+        Schema::Union(u) => u.variants().iter().find_map(|v| match v {
+            Schema::Enum(e) => Some(&e.symbols),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// Convert a JSON value to an Avro value of `schema`, applying field defaults and enum defaults
+/// the way Avro schema resolution would. `path` names the field for errors.
+fn json_to_avro(
+    json: &serde_json::Value,
+    schema: &Schema,
+    path: &str,
+) -> Result<Value, DecodeError> {
+    use serde_json::Value as J;
+    let wrong = |expected: &'static str| DecodeError::WrongType {
+        field: path.to_string(),
+        expected,
+        found: json_type(json),
+    };
+    match schema {
+        Schema::Record(RecordSchema { fields, .. }) => {
+            let J::Object(obj) = json else {
+                return Err(if path.is_empty() {
+                    DecodeError::MalformedJson(format!(
+                        "expected an object, found {}",
+                        json_type(json)
+                    ))
+                } else {
+                    wrong("object")
+                });
+            };
+            let mut out = Vec::with_capacity(fields.len());
+            for f in fields {
+                let fpath = if path.is_empty() {
+                    f.name.clone()
+                } else {
+                    format!("{path}.{}", f.name)
+                };
+                let v = match obj.get(&f.name) {
+                    Some(v) => json_to_avro(v, &f.schema, &fpath)?,
+                    None => match &f.default {
+                        Some(default) => json_to_avro(default, &f.schema, &fpath)?,
+                        None => return Err(DecodeError::MissingField(fpath)),
+                    },
+                };
+                out.push((f.name.clone(), v));
+            }
+            Ok(Value::Record(out))
+        }
+        Schema::Union(UnionSchema { .. }) => {
+            let union = match schema {
+                Schema::Union(u) => u,
+                _ => unreachable!(),
+            };
+            if json.is_null() {
+                if let Some(i) = union.variants().iter().position(|v| *v == Schema::Null) {
+                    return Ok(Value::Union(i as u32, Box::new(Value::Null)));
+                }
+                return Err(wrong("a non-null value"));
+            }
+            for (i, variant) in union.variants().iter().enumerate() {
+                if *variant == Schema::Null {
+                    continue;
+                }
+                if let Ok(v) = json_to_avro(json, variant, path) {
+                    return Ok(Value::Union(i as u32, Box::new(v)));
+                }
+            }
+            // Report the error of the first non-null branch, which names what was expected.
+            let first = union
+                .variants()
+                .iter()
+                .find(|v| **v != Schema::Null)
+                .expect("union with a non-null branch");
+            json_to_avro(json, first, path)
+        }
+        Schema::Enum(e) => {
+            let J::String(s) = json else {
+                return Err(wrong("an enum symbol string"));
+            };
+            if let Some(i) = e.symbols.iter().position(|x| x == s) {
+                Ok(Value::Enum(i as u32, s.clone()))
+            } else if let Some(d) = &e.default {
+                let i = e.symbols.iter().position(|x| x == d).unwrap_or(0);
+                Ok(Value::Enum(i as u32, d.clone()))
+            } else {
+                Err(DecodeError::UnknownSymbol {
+                    field: path.to_string(),
+                    symbol: s.clone(),
+                })
+            }
+        }
+        Schema::String => match json {
+            J::String(s) => Ok(Value::String(s.clone())),
+            _ => Err(wrong("a string")),
+        },
+        Schema::Uuid => match json {
+            J::String(s) => Ok(Value::String(s.clone())),
+            _ => Err(wrong("a UUID string")),
+        },
+        Schema::Boolean => json
+            .as_bool()
+            .map(Value::Boolean)
+            .ok_or_else(|| wrong("a boolean")),
+        Schema::Int => json
+            .as_i64()
+            .and_then(|i| i32::try_from(i).ok())
+            .map(Value::Int)
+            .ok_or_else(|| wrong("a 32-bit integer")),
+        Schema::Long => json
+            .as_i64()
+            .map(Value::Long)
+            .ok_or_else(|| wrong("an integer")),
+        Schema::TimestampMillis => json
+            .as_i64()
+            .map(Value::TimestampMillis)
+            .ok_or_else(|| wrong("epoch milliseconds (integer)")),
+        Schema::Null => match json {
+            J::Null => Ok(Value::Null),
+            _ => Err(wrong("null")),
+        },
+        _ => Err(DecodeError::InvalidValue {
+            field: path.to_string(),
+            message: format!("schema type {schema:?} is not supported for JSON input"),
+        }),
+    }
+}
+
+fn json_type(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "null".into(),
+        serde_json::Value::Bool(b) => format!("boolean {b}"),
+        serde_json::Value::Number(n) => format!("number {n}"),
+        serde_json::Value::String(s) => format!("string {s:?}"),
+        serde_json::Value::Array(_) => "an array".into(),
+        serde_json::Value::Object(_) => "an object".into(),
+    }
+}
+
+/// Field access on a resolved record, with errors that name the field.
+struct Fields<'a> {
+    fields: &'a [(String, Value)],
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, name: &str) -> Result<&'a Value, DecodeError> {
+        let v = self
+            .fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| DecodeError::MissingField(name.to_string()))?;
+        Ok(match v {
+            Value::Union(_, inner) => inner,
+            other => other,
+        })
+    }
+
+    fn wrong(name: &str, expected: &'static str, found: &Value) -> DecodeError {
+        DecodeError::WrongType {
+            field: name.to_string(),
+            expected,
+            found: format!("{found:?}"),
+        }
+    }
+
+    fn string(&self, name: &str) -> Result<String, DecodeError> {
+        match self.get(name)? {
+            Value::String(s) => Ok(s.clone()),
+            other => Err(Self::wrong(name, "a string", other)),
+        }
+    }
+
+    fn non_empty(&self, name: &str) -> Result<String, DecodeError> {
+        let s = self.string(name)?;
+        if s.trim().is_empty() {
+            return Err(DecodeError::InvalidValue {
+                field: name.to_string(),
+                message: "must not be empty".into(),
+            });
+        }
+        Ok(s)
+    }
+
+    fn opt_string(&self, name: &str) -> Result<Option<String>, DecodeError> {
+        match self.get(name)? {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            other => Err(Self::wrong(name, "a string or null", other)),
+        }
+    }
+
+    fn symbol(&self, name: &str) -> Result<String, DecodeError> {
+        match self.get(name)? {
+            Value::Enum(_, s) => Ok(s.clone()),
+            other => Err(Self::wrong(name, "an enum symbol", other)),
+        }
+    }
+
+    fn opt_symbol(&self, name: &str) -> Result<Option<String>, DecodeError> {
+        match self.get(name)? {
+            Value::Null => Ok(None),
+            Value::Enum(_, s) => Ok(Some(s.clone())),
+            other => Err(Self::wrong(name, "an enum symbol or null", other)),
+        }
+    }
+
+    fn opt_int(&self, name: &str) -> Result<Option<i32>, DecodeError> {
+        match self.get(name)? {
+            Value::Null => Ok(None),
+            Value::Int(i) => Ok(Some(*i)),
+            other => Err(Self::wrong(name, "an int or null", other)),
+        }
+    }
+
+    fn boolean(&self, name: &str) -> Result<bool, DecodeError> {
+        match self.get(name)? {
+            Value::Boolean(b) => Ok(*b),
+            other => Err(Self::wrong(name, "a boolean", other)),
+        }
+    }
+
+    fn opt_boolean(&self, name: &str) -> Result<Option<bool>, DecodeError> {
+        match self.get(name)? {
+            Value::Null => Ok(None),
+            Value::Boolean(b) => Ok(Some(*b)),
+            other => Err(Self::wrong(name, "a boolean or null", other)),
+        }
+    }
+
+    fn uuid(&self, name: &str) -> Result<Uuid, DecodeError> {
+        match self.get(name)? {
+            Value::Uuid(u) => Ok(*u),
+            Value::String(s) => Uuid::parse_str(s).map_err(|e| DecodeError::InvalidValue {
+                field: name.to_string(),
+                message: format!("{s:?} is not a UUID: {e}"),
+            }),
+            other => Err(Self::wrong(name, "a UUID", other)),
+        }
+    }
+
+    fn timestamp_ms(&self, name: &str) -> Result<i64, DecodeError> {
+        match self.get(name)? {
+            Value::TimestampMillis(t) | Value::Long(t) => Ok(*t),
+            other => Err(Self::wrong(name, "timestamp-millis", other)),
+        }
+    }
+}
+
+/// True for a CBS municipality code: `GM` followed by four digits.
+pub fn is_municipality_code(code: &str) -> bool {
+    let b = code.as_bytes();
+    b.len() == 6 && b.starts_with(b"GM") && b[2..].iter().all(u8::is_ascii_digit)
+}
+
+fn extract(stream: Stream, value: &Value, now_ms: i64) -> Result<DispatchEvent, DecodeError> {
+    let Value::Record(fields) = value else {
+        return Err(DecodeError::MalformedAvro(format!(
+            "expected a record, found {value:?}"
+        )));
+    };
+    let f = Fields { fields };
+    let occurred_at_ms = f.timestamp_ms("occurred_at")?;
+    if occurred_at_ms < MIN_OCCURRED_AT_MS {
+        return Err(DecodeError::InvalidValue {
+            field: "occurred_at".into(),
+            message: format!("{occurred_at_ms} ms is before 2000-01-01"),
+        });
+    }
+    if occurred_at_ms > now_ms + MAX_FUTURE_MS {
+        return Err(DecodeError::InvalidValue {
+            field: "occurred_at".into(),
+            message: format!("{occurred_at_ms} ms is more than a day in the future"),
+        });
+    }
+    let envelope = Envelope {
+        event_id: f.uuid("event_id")?,
+        incident_id: f.non_empty("incident_id")?,
+        dispatch_centre: f.non_empty("dispatch_centre")?,
+        occurred_at_ms,
+    };
+    let age = |name: &str| -> Result<Option<i32>, DecodeError> {
+        let age = f.opt_int(name)?;
+        if let Some(a) = age {
+            if !(0..=130).contains(&a) {
+                return Err(DecodeError::InvalidValue {
+                    field: name.to_string(),
+                    message: format!("age {a} is outside 0..=130"),
+                });
+            }
+        }
+        Ok(age)
+    };
+    let payload = match stream {
+        Stream::Call => {
+            let municipality_code = f.string("municipality_code")?;
+            if !is_municipality_code(&municipality_code) {
+                return Err(DecodeError::InvalidValue {
+                    field: "municipality_code".into(),
+                    message: format!(
+                        "{municipality_code:?} is not a CBS municipality code (GM + 4 digits)"
+                    ),
+                });
+            }
+            Payload::Call {
+                urgency: f.symbol("urgency")?,
+                municipality_code,
+                patient_age_years: age("patient_age_years")?,
+                triage_code: f.opt_string("triage_code")?,
+            }
+        }
+        Stream::Alert => Payload::Alert {
+            unit_id: f.non_empty("unit_id")?,
+            unit_type: f.symbol("unit_type")?,
+            mmt_station: f.opt_string("mmt_station")?,
+            dispatch_kind: f.symbol("dispatch_kind")?,
+            urgency: f.opt_symbol("urgency")?,
+        },
+        Stream::Cancel => Payload::Cancel {
+            unit_id: f.non_empty("unit_id")?,
+            cancel_reason: f.symbol("cancel_reason")?,
+        },
+        Stream::OnScene => Payload::OnScene {
+            unit_id: f.non_empty("unit_id")?,
+        },
+        Stream::Transport => Payload::Transport {
+            unit_id: f.non_empty("unit_id")?,
+            mode: f.symbol("mode")?,
+            mmt_physician_accompanies: f.boolean("mmt_physician_accompanies")?,
+            destination: f.opt_string("destination")?,
+            patient_age_years: age("patient_age_years")?,
+            trauma: f.opt_boolean("trauma")?,
+        },
+    };
+    Ok(DispatchEvent { envelope, payload })
+}

@@ -1,0 +1,146 @@
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use dispatch_ingest::cli::{Cli, Command, GenerateCommand, ReportCommand};
+use dispatch_ingest::config::Config;
+use dispatch_ingest::decode::Codec;
+use dispatch_ingest::generate::{self, SampleOptions};
+use dispatch_ingest::sink::Sink;
+use dispatch_ingest::telemetry::{self, Health};
+use dispatch_ingest::{pipeline, report};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dispatch-ingest: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_logging(config.telemetry.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dispatch-ingest: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "dispatch-ingest failed");
+            eprintln!("dispatch-ingest: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::CheckConfig => {
+            print!("{}", config.to_masked_toml());
+            Ok(())
+        }
+        Command::Migrate => {
+            let sink = Sink::connect(&config.clickhouse).await?;
+            let applied = sink.migrate().await?;
+            if applied.is_empty() {
+                println!("database {}: up to date, nothing to apply", sink.database());
+            } else {
+                println!(
+                    "database {}: applied {}",
+                    sink.database(),
+                    applied.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Run => {
+            let handle = telemetry::install_recorder()?;
+            let health = Health::default();
+            let addr = config
+                .telemetry
+                .listen
+                .parse()
+                .context("telemetry.listen")?;
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let mut http_stop = stop_rx.clone();
+            telemetry::serve(addr, handle, health.clone(), async move {
+                let _ = http_stop.changed().await;
+            })
+            .await?;
+            let summary = pipeline::run(config, shutdown_signal(), health).await;
+            let _ = stop_tx.send(true);
+            let summary = summary?;
+            println!(
+                "consumed {} inserted {} dead-lettered {}",
+                summary.consumed, summary.inserted, summary.dead_lettered
+            );
+            Ok(())
+        }
+        Command::Generate {
+            what:
+                GenerateCommand::Sample {
+                    incidents,
+                    seed,
+                    start,
+                },
+        } => {
+            let start_ms = match start {
+                Some(s) => parse_rfc3339_ms(&s).with_context(|| format!("--start {s:?}"))?,
+                None => pipeline::now_ms() - 24 * 3600 * 1000,
+            };
+            let events = generate::sample_events(&SampleOptions {
+                incidents,
+                seed,
+                start_ms,
+                spacing_ms: 30_000,
+            });
+            let codec = Codec::new(&config.stream_formats())?;
+            let n = generate::produce(&config, &codec, &events, |_| {}).await?;
+            println!("produced {n} events for {incidents} incidents (seed {seed})");
+            Ok(())
+        }
+        Command::Report {
+            what: ReportCommand::Landed,
+        } => {
+            let sink = Sink::connect(&config.clickhouse).await?;
+            print!("{}", report::text_table(&sink, "landed_by_stream").await?);
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Parse an RFC 3339 timestamp or a date (`YYYY-MM-DD`, midnight UTC) as UTC milliseconds.
+fn parse_rfc3339_ms(s: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| anyhow::anyhow!("expected RFC 3339 or YYYY-MM-DD: {e}"))?;
+    Ok(d.and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+        .timestamp_millis())
+}

@@ -1,0 +1,513 @@
+//! ClickHouse: connection and server-version detection, versioned migrations, and batched
+//! inserts of enriched event rows.
+//!
+//! The sink never acknowledges a batch it has not seen acknowledged by ClickHouse: a failed insert
+//! keeps the whole batch in memory and retries it (the `clickhouse` crate drops pending rows on
+//! error, so every attempt builds a new insert from our own copy). Offsets are released to Kafka
+//! only by the caller, after [`Sink::insert`] returned `Ok`.
+
+use std::time::Duration;
+
+use clickhouse::{Client, Row};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::{ClickHouseConfig, Validation};
+
+/// Table the pipeline writes to.
+pub const EVENTS_TABLE: &str = "dispatch_events";
+
+/// One migration: a versioned SQL file under `schemas/clickhouse/migrations/`.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, in order. A test checks this list against the directory.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_dispatch_events",
+    sql: include_str!("../schemas/clickhouse/migrations/0001_dispatch_events.sql"),
+}];
+
+/// Report queries under `schemas/clickhouse/queries/`, by name.
+pub const QUERIES: &[(&str, &str)] = &[(
+    "landed_by_stream",
+    include_str!("../schemas/clickhouse/queries/landed_by_stream.sql"),
+)];
+
+/// Separator between statements of one SQL file (a line of its own).
+pub const STATEMENT_BREAK: &str = "-- statement-break";
+
+/// The statements of a SQL file with `{db}` replaced; comment-only chunks are skipped.
+pub fn statements(sql: &str, db: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chunk = String::new();
+    let mut flush = |chunk: &mut String| {
+        let has_code = chunk
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"));
+        if has_code {
+            let s = chunk
+                .trim()
+                .trim_end_matches(';')
+                .trim()
+                .replace("{db}", db);
+            out.push(s);
+        }
+        chunk.clear();
+    };
+    for line in sql.lines() {
+        if line.trim() == STATEMENT_BREAK {
+            flush(&mut chunk);
+        } else {
+            chunk.push_str(line);
+            chunk.push('\n');
+        }
+    }
+    flush(&mut chunk);
+    out
+}
+
+/// A stable checksum of a migration's text (FNV-1a, 64 bit), to notice edited migrations.
+pub fn checksum(sql: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sql.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("ClickHouse at {url}: {source}")]
+    ClickHouse {
+        url: String,
+        #[source]
+        source: clickhouse::error::Error,
+    },
+    #[error("migration {name}, statement {index}: {source}")]
+    Migration {
+        name: String,
+        index: usize,
+        #[source]
+        source: clickhouse::error::Error,
+    },
+    #[error("migration {name} (version {version}) was applied with checksum {applied} but the file now has {current}: migrations must not be edited once applied; add a new one")]
+    EditedMigration {
+        name: String,
+        version: u32,
+        applied: String,
+        current: String,
+    },
+    #[error("cannot parse ClickHouse version {0:?}")]
+    Version(String),
+}
+
+impl SinkError {
+    /// Whether trying the same request again can succeed (network, timeouts, overload).
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            SinkError::ClickHouse { source, .. } | SinkError::Migration { source, .. } => {
+                is_retriable(source)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Network errors, timeouts and server-side overload/unavailability are retriable; type and parse
+/// errors (e.g. Code: 53, 117) are not.
+pub fn is_retriable(e: &clickhouse::error::Error) -> bool {
+    use clickhouse::error::Error as E;
+    match e {
+        E::Network(_) | E::TimedOut => true,
+        E::BadResponse(msg) => {
+            const PERMANENT: [&str; 6] = [
+                "Code: 53,",  // TYPE_MISMATCH
+                "Code: 117,", // INCORRECT_DATA
+                "Code: 27,",  // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+                "Code: 60,",  // UNKNOWN_TABLE
+                "Code: 16,",  // NO_SUCH_COLUMN_IN_TABLE
+                "Code: 62,",  // SYNTAX_ERROR
+            ];
+            !PERMANENT.iter().any(|c| msg.contains(c))
+        }
+        _ => false,
+    }
+}
+
+/// ClickHouse server version, e.g. 18.16.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServerVersion(pub u32, pub u32, pub u32);
+
+impl ServerVersion {
+    pub fn parse(s: &str) -> Option<ServerVersion> {
+        let mut it = s.trim().split('.').map(|p| p.parse::<u32>().ok());
+        Some(ServerVersion(
+            it.next()??,
+            it.next()??,
+            it.next().flatten().unwrap_or(0),
+        ))
+    }
+
+    /// RowBinaryWithNamesAndTypes, which the crate's validation needs, is missing on old servers.
+    pub fn supports_validation(self) -> bool {
+        self >= ServerVersion(24, 1, 0)
+    }
+}
+
+impl std::fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+/// A row of `dispatch_events`. Field names are the column names.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct EventRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub incident_id: String,
+    pub dispatch_centre: String,
+    /// DateTime: UTC seconds.
+    pub occurred_at: u32,
+    pub occurred_at_ms: i64,
+    pub urgency: Option<String>,
+    pub municipality_code: Option<String>,
+    pub patient_age_years: Option<u8>,
+    pub triage_code: Option<String>,
+    pub unit_id: Option<String>,
+    pub unit_type: Option<String>,
+    pub mmt_station: Option<String>,
+    pub dispatch_kind: Option<String>,
+    pub cancel_reason: Option<String>,
+    pub transport_mode: Option<String>,
+    pub mmt_physician_accompanies: Option<u8>,
+    pub destination: Option<String>,
+    pub trauma: Option<u8>,
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+    pub wire_format: String,
+    /// DateTime: UTC seconds.
+    pub ingested_at: u32,
+}
+
+impl EventRow {
+    /// A rough size in bytes, for the batch byte limit.
+    pub fn approx_bytes(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(1, |s| s.len() + 2);
+        96 + self.incident_id.len()
+            + self.dispatch_centre.len()
+            + self.event_type.len()
+            + self.source_topic.len()
+            + opt(&self.urgency)
+            + opt(&self.municipality_code)
+            + opt(&self.triage_code)
+            + opt(&self.unit_id)
+            + opt(&self.unit_type)
+            + opt(&self.mmt_station)
+            + opt(&self.dispatch_kind)
+            + opt(&self.cancel_reason)
+            + opt(&self.transport_mode)
+            + opt(&self.destination)
+    }
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct AppliedMigration {
+    version: u32,
+    checksum: String,
+}
+
+#[derive(Debug, Row, Serialize)]
+struct MigrationRecord {
+    version: u32,
+    name: String,
+    checksum: String,
+    applied_at: u32,
+}
+
+/// A connected ClickHouse, with the server version known.
+#[derive(Clone)]
+pub struct Sink {
+    client: Client,
+    url: String,
+    database: String,
+    version: ServerVersion,
+}
+
+impl Sink {
+    /// Connect: ask the server its version (with validation off, which every version answers),
+    /// then choose validation as configured.
+    pub async fn connect(cfg: &ClickHouseConfig) -> Result<Sink, SinkError> {
+        let base = Client::default()
+            .with_url(&cfg.url)
+            .with_user(&cfg.user)
+            .with_password(&cfg.password)
+            .with_validation(false);
+        let url = cfg.url.clone();
+        let raw: String = base
+            .query("SELECT version()")
+            .fetch_one()
+            .await
+            .map_err(|source| SinkError::ClickHouse {
+                url: url.clone(),
+                source,
+            })?;
+        let version = ServerVersion::parse(&raw).ok_or(SinkError::Version(raw))?;
+        let validation = match cfg.validation {
+            Validation::On => true,
+            Validation::Off => false,
+            Validation::Auto => version.supports_validation(),
+        };
+        tracing::info!(%version, validation, url = %cfg.url, "connected to ClickHouse");
+        Ok(Sink {
+            client: base.with_validation(validation),
+            url,
+            database: cfg.database.clone(),
+            version,
+        })
+    }
+
+    pub fn version(&self) -> ServerVersion {
+        self.version
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// A client bound to the configured database.
+    pub fn client(&self) -> Client {
+        self.client.clone().with_database(&self.database)
+    }
+
+    fn err(&self, source: clickhouse::error::Error) -> SinkError {
+        SinkError::ClickHouse {
+            url: self.url.clone(),
+            source,
+        }
+    }
+
+    /// Run one statement (DDL or a query whose result is not needed).
+    pub async fn execute(&self, sql: &str) -> Result<(), SinkError> {
+        self.client
+            .query(sql)
+            .execute()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn applied(&self) -> Result<Vec<AppliedMigration>, SinkError> {
+        let db = &self.database;
+        let exists: u64 = self
+            .client
+            .query(&format!(
+                "SELECT count() FROM system.tables WHERE database = '{db}' AND name = 'schema_migrations'"
+            ))
+            .fetch_one()
+            .await
+            .map_err(|e| self.err(e))?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        self.client
+            .query(&format!(
+                "SELECT version, any(checksum) AS checksum FROM {db}.schema_migrations \
+                 GROUP BY version ORDER BY version"
+            ))
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Names of migrations not yet applied.
+    pub async fn pending_migrations(&self) -> Result<Vec<&'static str>, SinkError> {
+        let applied = self.applied().await?;
+        Ok(MIGRATIONS
+            .iter()
+            .filter(|m| !applied.iter().any(|a| a.version == m.version))
+            .map(|m| m.name)
+            .collect())
+    }
+
+    /// Apply the migrations that are not yet recorded in `schema_migrations`, in order. Returns
+    /// the names applied now (empty when everything was applied before).
+    pub async fn migrate(&self) -> Result<Vec<&'static str>, SinkError> {
+        let db = &self.database;
+        self.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+            .await?;
+        self.execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations \
+             (version UInt32, name String, checksum String, applied_at DateTime('UTC')) \
+             ENGINE = MergeTree() ORDER BY version"
+        ))
+        .await?;
+        let applied = self.applied().await?;
+        let mut done = Vec::new();
+        for m in MIGRATIONS {
+            let sum = checksum(m.sql);
+            if let Some(a) = applied.iter().find(|a| a.version == m.version) {
+                if a.checksum != sum {
+                    return Err(SinkError::EditedMigration {
+                        name: m.name.into(),
+                        version: m.version,
+                        applied: a.checksum.clone(),
+                        current: sum,
+                    });
+                }
+                continue;
+            }
+            for (index, stmt) in statements(m.sql, db).iter().enumerate() {
+                self.client
+                    .query(stmt)
+                    .execute()
+                    .await
+                    .map_err(|source| SinkError::Migration {
+                        name: m.name.into(),
+                        index: index + 1,
+                        source,
+                    })?;
+            }
+            let mut insert = self
+                .client
+                .clone()
+                .with_database(db)
+                .insert::<MigrationRecord>("schema_migrations")
+                .await
+                .map_err(|e| self.err(e))?;
+            insert
+                .write(&MigrationRecord {
+                    version: m.version,
+                    name: m.name.into(),
+                    checksum: sum,
+                    applied_at: now_secs(),
+                })
+                .await
+                .map_err(|e| self.err(e))?;
+            insert.end().await.map_err(|e| self.err(e))?;
+            tracing::info!(migration = m.name, "migration applied");
+            done.push(m.name);
+        }
+        Ok(done)
+    }
+
+    /// Insert one batch. On `Err` nothing of the batch may be assumed written.
+    pub async fn insert(&self, rows: &[EventRow], timeout: Duration) -> Result<(), SinkError> {
+        let mut insert = self
+            .client()
+            .insert::<EventRow>(EVENTS_TABLE)
+            .await
+            .map_err(|e| self.err(e))?
+            .with_timeouts(Some(timeout), Some(timeout));
+        for row in rows {
+            insert.write(row).await.map_err(|e| self.err(e))?;
+        }
+        insert.end().await.map_err(|e| self.err(e))
+    }
+}
+
+pub fn now_secs() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sql_file_is_registered_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/clickhouse");
+        let mut files: Vec<String> = std::fs::read_dir(dir.join("migrations"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let names: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|m| format!("{}.sql", m.name))
+            .collect();
+        assert_eq!(files, names);
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1, "versions are 1..n without gaps");
+            assert!(m.name.starts_with(&format!("{:04}_", m.version)));
+        }
+        let mut queries: Vec<String> = std::fs::read_dir(dir.join("queries"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        queries.sort();
+        let mut registered: Vec<String> = QUERIES.iter().map(|(n, _)| format!("{n}.sql")).collect();
+        registered.sort();
+        assert_eq!(queries, registered);
+    }
+
+    #[test]
+    fn sql_files_have_no_bind_placeholders() {
+        // The clickhouse crate treats `?` as a bind parameter.
+        for m in MIGRATIONS {
+            assert!(!m.sql.contains('?'), "{} contains '?'", m.name);
+        }
+        for (n, q) in QUERIES {
+            assert!(!q.contains('?'), "{n} contains '?'");
+        }
+    }
+
+    #[test]
+    fn statements_split_and_substitute() {
+        let sql = "-- header only\n-- statement-break\nCREATE TABLE {db}.a (x UInt8) ENGINE = Memory;\n-- statement-break\n\n-- c\nSELECT 1\n";
+        assert_eq!(
+            statements(sql, "d"),
+            vec![
+                "CREATE TABLE d.a (x UInt8) ENGINE = Memory",
+                "-- c\nSELECT 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn versions_parse_and_choose_validation() {
+        assert_eq!(
+            ServerVersion::parse("18.16.1"),
+            Some(ServerVersion(18, 16, 1))
+        );
+        assert_eq!(
+            ServerVersion::parse("26.9.2.1"),
+            Some(ServerVersion(26, 9, 2))
+        );
+        assert_eq!(ServerVersion::parse("x"), None);
+        assert!(!ServerVersion(18, 16, 1).supports_validation());
+        assert!(ServerVersion(24, 3, 0).supports_validation());
+    }
+
+    #[test]
+    fn permanent_errors_are_not_retriable() {
+        use clickhouse::error::Error as E;
+        assert!(is_retriable(&E::TimedOut));
+        assert!(is_retriable(&E::BadResponse(
+            "Code: 252, e.displayText() = DB::Exception: Too many parts".into()
+        )));
+        assert!(!is_retriable(&E::BadResponse(
+            "Code: 53, e.displayText() = DB::Exception: Type mismatch".into()
+        )));
+        assert!(!is_retriable(&E::BadResponse(
+            "Code: 117, Incorrect data".into()
+        )));
+    }
+
+    #[test]
+    fn checksum_is_stable() {
+        assert_eq!(checksum("abc"), "e71fa2190541574b");
+    }
+}

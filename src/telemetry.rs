@@ -1,0 +1,226 @@
+//! Telemetry: the one place where every metric is named and described, the log setup, and the
+//! `/metrics` + `/health` HTTP endpoint.
+//!
+//! Each event worth counting has one function here that logs (where a log line is due) and
+//! updates its metric, so names and labels cannot drift between call sites.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::config::LogFormat;
+
+pub const RECORDS_CONSUMED: &str = "dispatch_ingest_records_consumed_total";
+pub const RECORDS_INSERTED: &str = "dispatch_ingest_records_inserted_total";
+pub const RECORDS_DEAD_LETTERED: &str = "dispatch_ingest_records_dead_lettered_total";
+pub const INSERT_BATCHES: &str = "dispatch_ingest_insert_batches_total";
+pub const INSERT_ERRORS: &str = "dispatch_ingest_insert_errors_total";
+pub const INSERT_DURATION: &str = "dispatch_ingest_insert_duration_seconds";
+pub const BATCH_ROWS: &str = "dispatch_ingest_batch_rows";
+pub const OFFSET_COMMITS: &str = "dispatch_ingest_offset_commits_total";
+pub const OFFSET_COMMIT_ERRORS: &str = "dispatch_ingest_offset_commit_errors_total";
+pub const REBALANCES: &str = "dispatch_ingest_rebalances_total";
+pub const KAFKA_ERRORS: &str = "dispatch_ingest_kafka_errors_total";
+pub const UP: &str = "dispatch_ingest_up";
+
+/// Describe every metric (so they show with HELP/TYPE lines).
+pub fn describe() {
+    describe_counter!(RECORDS_CONSUMED, "Records read from Kafka, by topic.");
+    describe_counter!(
+        RECORDS_INSERTED,
+        "Records written to ClickHouse (insert acknowledged), by topic."
+    );
+    describe_counter!(
+        RECORDS_DEAD_LETTERED,
+        "Records written to the dead-letter topic (write acknowledged), by topic and error kind."
+    );
+    describe_counter!(INSERT_BATCHES, "ClickHouse insert batches acknowledged.");
+    describe_counter!(
+        INSERT_ERRORS,
+        "Failed ClickHouse insert attempts (each is retried), by kind."
+    );
+    describe_histogram!(
+        INSERT_DURATION,
+        "Duration of successful ClickHouse inserts."
+    );
+    describe_histogram!(BATCH_ROWS, "Rows per acknowledged insert batch.");
+    describe_counter!(OFFSET_COMMITS, "Successful Kafka offset commits.");
+    describe_counter!(
+        OFFSET_COMMIT_ERRORS,
+        "Failed Kafka offset commits or stores."
+    );
+    describe_counter!(
+        REBALANCES,
+        "Consumer group rebalances, by kind (assign, revoke)."
+    );
+    describe_counter!(KAFKA_ERRORS, "Errors reported by the Kafka consumer.");
+    describe_gauge!(UP, "1 while the pipeline runs.");
+}
+
+pub fn record_consumed(topic: &str) {
+    counter!(RECORDS_CONSUMED, "topic" => topic.to_string()).increment(1);
+}
+
+pub fn records_inserted(topic: &str, n: u64) {
+    counter!(RECORDS_INSERTED, "topic" => topic.to_string()).increment(n);
+}
+
+pub fn insert_batch_done(rows: usize, elapsed: Duration) {
+    counter!(INSERT_BATCHES).increment(1);
+    histogram!(BATCH_ROWS).record(rows as f64);
+    histogram!(INSERT_DURATION).record(elapsed.as_secs_f64());
+    tracing::debug!(
+        rows,
+        elapsed_ms = elapsed.as_millis() as u64,
+        "insert batch acknowledged"
+    );
+}
+
+pub fn insert_failed(rows: usize, attempt: u32, retry_in: Duration, error: &dyn std::fmt::Display) {
+    counter!(INSERT_ERRORS, "kind" => "retriable").increment(1);
+    tracing::warn!(
+        rows,
+        attempt,
+        retry_in_ms = retry_in.as_millis() as u64,
+        error = %error,
+        "ClickHouse insert failed; the batch is kept and retried"
+    );
+}
+
+pub fn record_dead_lettered(topic: &str, kind: &str, partition: i32, offset: i64, reason: &str) {
+    counter!(RECORDS_DEAD_LETTERED, "topic" => topic.to_string(), "kind" => kind.to_string())
+        .increment(1);
+    tracing::warn!(
+        topic,
+        partition,
+        offset,
+        kind,
+        reason,
+        "record sent to the dead-letter topic"
+    );
+}
+
+pub fn offsets_committed() {
+    counter!(OFFSET_COMMITS).increment(1);
+}
+
+pub fn offset_commit_failed(error: &dyn std::fmt::Display) {
+    counter!(OFFSET_COMMIT_ERRORS).increment(1);
+    tracing::warn!(error = %error, "storing or committing offsets failed");
+}
+
+pub fn rebalance(kind: &'static str, partitions: &str) {
+    counter!(REBALANCES, "kind" => kind).increment(1);
+    tracing::info!(kind, partitions, "consumer group rebalance");
+}
+
+pub fn kafka_error(error: &dyn std::fmt::Display) {
+    counter!(KAFKA_ERRORS).increment(1);
+    tracing::warn!(error = %error, "Kafka consumer error");
+}
+
+pub fn set_up(up: bool) {
+    gauge!(UP).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Initialise logging: JSON when stderr is not a terminal (or when asked), level from RUST_LOG.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // try_init: a second call (tests) keeps the first subscriber.
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Liveness/readiness shared between the pipeline and `/health`.
+#[derive(Clone, Default)]
+pub struct Health {
+    ready: Arc<AtomicBool>,
+}
+
+impl Health {
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+        set_up(ready);
+    }
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// Install the Prometheus recorder (once per process) and describe the metrics.
+pub fn install_recorder() -> Result<PrometheusHandle, TelemetryError> {
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| TelemetryError::Recorder(e.to_string()))?;
+    describe();
+    Ok(handle)
+}
+
+/// Serve `/metrics` and `/health` on `addr` until `shutdown` resolves. Returns the bound address
+/// (useful with port 0).
+pub async fn serve(
+    addr: SocketAddr,
+    handle: PrometheusHandle,
+    health: Health,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("binding telemetry.listen {addr}: {e}"))
+    })?;
+    let bound = listener.local_addr()?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    let app = axum::Router::new()
+        .route("/metrics", get(move || async move { handle.render() }))
+        .route(
+            "/health",
+            get(move || async move {
+                if health.is_ready() {
+                    (StatusCode::OK, "ok\n")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n")
+                }
+            }),
+        );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "telemetry server stopped");
+        }
+    });
+    tracing::info!(%bound, "serving /metrics and /health");
+    Ok(bound)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("installing the Prometheus recorder: {0}")]
+    Recorder(String),
+}
