@@ -265,7 +265,6 @@ impl Default for ShutdownConfig {
     }
 }
 
-
 impl Config {
     /// Load `path` (if given), apply `DISPATCH_INGEST__*` overrides from `env`, validate.
     pub fn load(

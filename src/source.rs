@@ -342,7 +342,6 @@ impl KafkaSource {
     pub fn in_flight(&self) -> usize {
         self.tracker.lock().expect("tracker lock").in_flight()
     }
-
 }
 
 #[cfg(test)]

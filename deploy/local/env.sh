@@ -24,3 +24,39 @@ export CLICKHOUSE_TCP_PORT="${CLICKHOUSE_TCP_PORT:-9000}"
 export CLICKHOUSE_URL="http://${CLICKHOUSE_HOST}:${CLICKHOUSE_HTTP_PORT}"
 
 log() { printf '[deploy/local] %s\n' "$*" >&2; }
+
+# pid_is_ours PIDFILE MARKER: the pid file names a live process whose command line contains
+# MARKER (our config path), so we never signal a process that merely reused the pid.
+pid_is_ours() {
+    local pidfile="$1" marker="$2" pid
+    [ -f "$pidfile" ] || return 1
+    pid="$(cat "$pidfile")"
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$marker"
+}
+
+# stop_ours NAME PIDFILE MARKER STATE_SUBDIR [--purge]: SIGTERM the process from the pid file
+# (never by name), SIGKILL after 30 s, remove the pid file; --purge also deletes STATE_SUBDIR.
+stop_ours() {
+    local name="$1" pidfile="$2" marker="$3" dir="$4" purge="${5:-}" pid
+    if pid_is_ours "$pidfile" "$marker"; then
+        pid="$(cat "$pidfile")"
+        log "stopping $name (pid $pid)"
+        kill -TERM "$pid"
+        for _ in $(seq 1 60); do
+            pid_is_ours "$pidfile" "$marker" || break
+            sleep 0.5
+        done
+        if pid_is_ours "$pidfile" "$marker"; then
+            log "$name did not stop within 30 s; sending SIGKILL"
+            kill -KILL "$pid" || true
+        fi
+    else
+        log "$name is not running (no live process from our pid file)"
+    fi
+    rm -f "$pidfile"
+    if [ "$purge" = "--purge" ]; then
+        log "deleting $dir"
+        rm -rf "$dir"
+    fi
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, starts the local Kafka + ClickHouse if they are
+# not running (and stops what it started at the end), then runs formatting and lint checks, the
+# unit and integration tests (against the real servers), and the SQL check of every file under
+# schemas/clickhouse on ClickHouse 26.x (chdb) and on the local server.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/env.sh"
+cd "$REPO_ROOT"
+started=()
+cleanup() {
+    for s in "${started[@]}"; do bash "$here/$s.sh" down || true; done
+}
+trap cleanup EXIT
+
+step() { printf '\n==== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+step "install"
+bash "$here/install.sh"
+python="$(bash "$here/pyenv.sh")"
+
+step "local stack"
+for s in clickhouse kafka; do
+    if ! bash "$here/$s.sh" status >/dev/null 2>&1; then
+        started+=("$s")
+    fi
+    bash "$here/$s.sh" up
+done
+export KAFKA_BOOTSTRAP CLICKHOUSE_URL
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --quiet --all-targets -- -D warnings
+
+step "cargo test (unit + integration against the local servers)"
+cargo test --all-targets
+
+step "SQL check on ClickHouse 26.x (chdb)"
+"$python" tests/sql/check_sql.py --engine chdb
+
+step "SQL check on the local server ($CLICKHOUSE_URL)"
+"$python" tests/sql/check_sql.py --engine http --url "$CLICKHOUSE_URL"
+
+step "local stack scripts (own ports and state directory)"
+bash tests/scripts/local_stack_test.sh
+
+step "done"

@@ -1,0 +1,437 @@
+//! Helpers for tests against the real local Kafka broker and ClickHouse server started by
+//! `deploy/local/up.sh`. Each test gets its own topics, consumer group and database, so tests
+//! can run in parallel and leave each other alone. A missing server fails the test with a hint;
+//! nothing is skipped.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clickhouse::Client;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::TopicPartitionList;
+
+use dispatch_ingest::decode::WireFormat;
+use dispatch_ingest::event::Stream;
+
+pub fn kafka_bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+pub fn clickhouse_url() -> String {
+    std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+}
+
+pub const PARTITIONS: i32 = 3;
+
+/// One test's private topics, group and database.
+pub struct TestEnv {
+    pub id: String,
+    pub topics: Vec<(Stream, String)>,
+    pub formats: Vec<(Stream, WireFormat)>,
+    pub dlq_topic: String,
+    pub group: String,
+    pub database: String,
+    pub log_dir: PathBuf,
+}
+
+fn unique_id(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+impl TestEnv {
+    pub async fn new(name: &str) -> TestEnv {
+        let id = unique_id(name);
+        let topics: Vec<(Stream, String)> = Stream::ALL
+            .into_iter()
+            .map(|s| (s, format!("it.{id}.{}", s.name())))
+            .collect();
+        let env = TestEnv {
+            dlq_topic: format!("it.{id}.dlq"),
+            group: format!("it-{id}"),
+            database: format!("it_{id}"),
+            formats: Stream::ALL
+                .into_iter()
+                .map(|s| (s, WireFormat::Avro))
+                .collect(),
+            topics,
+            log_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("it-logs"),
+            id,
+        };
+        std::fs::create_dir_all(&env.log_dir).unwrap();
+        env.check_clickhouse().await;
+        env.create_topics().await;
+        env
+    }
+
+    pub fn topic(&self, stream: Stream) -> &str {
+        &self.topics.iter().find(|(s, _)| *s == stream).unwrap().1
+    }
+
+    pub fn set_format(&mut self, stream: Stream, format: WireFormat) {
+        for (s, f) in self.formats.iter_mut() {
+            if *s == stream {
+                *f = format;
+            }
+        }
+    }
+
+    pub fn format(&self, stream: Stream) -> WireFormat {
+        self.formats.iter().find(|(s, _)| *s == stream).unwrap().1
+    }
+
+    async fn check_clickhouse(&self) {
+        let client = Client::default()
+            .with_url(clickhouse_url())
+            .with_validation(false);
+        if let Err(e) = client.query("SELECT 1").execute().await {
+            panic!(
+                "ClickHouse at {} is not reachable ({e}); start the local stack with deploy/local/up.sh",
+                clickhouse_url()
+            );
+        }
+    }
+
+    fn admin(&self) -> AdminClient<DefaultClientContext> {
+        ClientConfig::new()
+            .set("bootstrap.servers", kafka_bootstrap())
+            .create()
+            .unwrap()
+    }
+
+    /// The five stream topics and the DLQ.
+    fn all_topics(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.topics.iter().map(|(_, t)| t.as_str()).collect();
+        names.push(&self.dlq_topic);
+        names
+    }
+
+    async fn create_topics(&self) {
+        let admin = self.admin();
+        let names = self.all_topics();
+        let new: Vec<NewTopic> = names
+            .iter()
+            .map(|n| NewTopic::new(n, PARTITIONS, TopicReplication::Fixed(1)))
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let result = tokio::time::timeout(Duration::from_secs(60), admin.create_topics(&new, &opts))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "Kafka at {} did not answer within 60 s; start the local stack with deploy/local/up.sh",
+                    kafka_bootstrap()
+                )
+            })
+            .unwrap_or_else(|e| panic!("creating topics on Kafka at {}: {e}", kafka_bootstrap()));
+        for r in result {
+            if let Err((topic, e)) = r {
+                panic!("creating topic {topic}: {e}");
+            }
+        }
+    }
+
+    /// Drop this test's database and topics (called at the end of a passing test; a failing one
+    /// leaves them for inspection).
+    pub async fn cleanup(&self) {
+        self.clickhouse()
+            .query(&format!("DROP DATABASE IF EXISTS {}", self.database))
+            .execute()
+            .await
+            .unwrap();
+        self.admin()
+            .delete_topics(&self.all_topics(), &AdminOptions::new())
+            .await
+            .unwrap();
+    }
+
+    /// Environment for a `dispatch-ingest` process bound to this test's resources.
+    pub fn service_env(&self, metrics_port: u16) -> Vec<(String, String)> {
+        let mut v = vec![
+            (
+                "DISPATCH_INGEST__KAFKA__BOOTSTRAP_SERVERS".to_string(),
+                kafka_bootstrap(),
+            ),
+            (
+                "DISPATCH_INGEST__KAFKA__GROUP_ID".into(),
+                self.group.clone(),
+            ),
+            (
+                "DISPATCH_INGEST__KAFKA__DLQ_TOPIC".into(),
+                self.dlq_topic.clone(),
+            ),
+            ("DISPATCH_INGEST__CLICKHOUSE__URL".into(), clickhouse_url()),
+            (
+                "DISPATCH_INGEST__CLICKHOUSE__DATABASE".into(),
+                self.database.clone(),
+            ),
+            (
+                "DISPATCH_INGEST__TELEMETRY__LISTEN".into(),
+                format!("127.0.0.1:{metrics_port}"),
+            ),
+            (
+                "DISPATCH_INGEST__TELEMETRY__LOG_FORMAT".into(),
+                "json".into(),
+            ),
+            ("DISPATCH_INGEST__BATCH__MAX_WAIT_MS".into(), "200".into()),
+            (
+                "DISPATCH_INGEST__KAFKA__COMMIT_INTERVAL_MS".into(),
+                "200".into(),
+            ),
+            (
+                "DISPATCH_INGEST__KAFKA__SESSION_TIMEOUT_MS".into(),
+                "6000".into(),
+            ),
+            ("RUST_LOG".into(), "info,dispatch_ingest=debug".into()),
+        ];
+        for (s, t) in &self.topics {
+            v.push((
+                format!("DISPATCH_INGEST__TOPICS__{}__NAME", s.name().to_uppercase()),
+                t.clone(),
+            ));
+            v.push((
+                format!(
+                    "DISPATCH_INGEST__TOPICS__{}__FORMAT",
+                    s.name().to_uppercase()
+                ),
+                self.format(*s).to_string(),
+            ));
+        }
+        v
+    }
+
+    fn command(&self, metrics_port: u16, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispatch-ingest"));
+        cmd.args(args)
+            .env_remove("DISPATCH_INGEST_CONFIG")
+            .envs(self.service_env(metrics_port));
+        cmd
+    }
+
+    /// Run a one-shot subcommand; returns stdout, panics with stderr on failure.
+    pub fn run_cli(&self, args: &[&str]) -> String {
+        let out = self.command(0, args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "dispatch-ingest {args:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Start `dispatch-ingest run` in the background, logging to a file.
+    pub fn spawn_service(&self, label: &str) -> Service {
+        let port = free_port();
+        let log = self.log_dir.join(format!("{}-{label}.log", self.id));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = self
+            .command(port, &["run"])
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap();
+        Service { child, port, log }
+    }
+
+    pub fn clickhouse(&self) -> Client {
+        Client::default()
+            .with_url(clickhouse_url())
+            .with_validation(false)
+    }
+
+    pub async fn count(&self, where_clause: &str) -> u64 {
+        let sql = format!(
+            "SELECT count() FROM {}.dispatch_events WHERE {where_clause}",
+            self.database
+        );
+        self.clickhouse()
+            .query(&sql)
+            .fetch_one::<u64>()
+            .await
+            .unwrap()
+    }
+
+    /// Poll until `count(where) == expected`, or panic after `timeout`.
+    pub async fn wait_for_count(&self, where_clause: &str, expected: u64, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let n = self.count(where_clause).await;
+            if n == expected {
+                return;
+            }
+            assert!(
+                n < expected,
+                "count({where_clause}) = {n}, more than the expected {expected}"
+            );
+            if start.elapsed() > timeout {
+                panic!("count({where_clause}) = {n} after {timeout:?}, expected {expected}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub fn producer(&self) -> FutureProducer {
+        ClientConfig::new()
+            .set("bootstrap.servers", kafka_bootstrap())
+            .set("acks", "all")
+            .create()
+            .unwrap()
+    }
+
+    /// Produce raw bytes to a topic with a key; waits for the acknowledgement.
+    pub async fn produce_raw(&self, topic: &str, key: &str, payload: &[u8]) -> (i32, i64) {
+        let producer = self.producer();
+        producer
+            .send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Timeout::After(Duration::from_secs(30)),
+            )
+            .await
+            .map(|d| (d.partition, d.offset))
+            .map_err(|(e, _)| e)
+            .unwrap()
+    }
+
+    /// The group's committed offset for one partition (None: nothing committed).
+    pub fn committed(&self, topic: &str, partition: i32) -> Option<i64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", kafka_bootstrap())
+            .set("group.id", &self.group)
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        let got = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap();
+        match got.find_partition(topic, partition).unwrap().offset() {
+            rdkafka::Offset::Offset(o) => Some(o),
+            _ => None,
+        }
+    }
+}
+
+pub struct Service {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Service {
+    pub async fn wait_healthy(&mut self, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "service exited early with {status}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            if http_get(self.port, "/health")
+                .await
+                .is_some_and(|(code, _)| code == 200)
+            {
+                return;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "service not healthy after {timeout:?}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        http_get(self.port, "/metrics")
+            .await
+            .expect("metrics endpoint")
+            .1
+    }
+
+    /// The value of a metric line that starts with `prefix` (name plus labels), 0 if absent.
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        metric_value(&self.metrics().await, prefix)
+    }
+
+    /// SIGTERM, then wait for the exit; returns whether it exited 0.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                panic!(
+                    "service did not stop within {timeout:?}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn metric_value(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A tiny HTTP/1.0 GET against 127.0.0.1 (status, body).
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string())?;
+    Some((code, body))
+}

@@ -1,0 +1,272 @@
+//! End to end against the real local Kafka broker and ClickHouse server: events produced to
+//! Kafka land in ClickHouse exactly once across a restart, offsets are committed only after the
+//! insert, bad records go to the dead-letter topic, and the counters add up.
+
+mod common;
+
+use std::time::Duration;
+
+use dispatch_ingest::decode::{to_json, Codec, WireFormat};
+use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use uuid::Uuid;
+
+use common::TestEnv;
+
+fn call(incident: &str, urgency: &str) -> DispatchEvent {
+    DispatchEvent {
+        envelope: Envelope {
+            event_id: Uuid::new_v4(),
+            incident_id: incident.into(),
+            dispatch_centre: "MKA Midden-Nederland".into(),
+            occurred_at_ms: dispatch_ingest::pipeline::now_ms() - 60_000,
+        },
+        payload: Payload::Call {
+            urgency: urgency.into(),
+            municipality_code: "GM0344".into(),
+            patient_age_years: Some(34),
+            triage_code: None,
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_event_lands_once_across_a_restart() {
+    let env = TestEnv::new("restart").await;
+    let codec = Codec::bundled(WireFormat::Avro);
+    let topic = env.topic(Stream::Call).to_string();
+
+    // Migrations: applied once, then a no-op.
+    let first = env.run_cli(&["migrate"]);
+    assert!(first.contains("applied 0001_dispatch_events"), "{first}");
+    let second = env.run_cli(&["migrate"]);
+    assert!(second.contains("up to date"), "{second}");
+    let recorded: u64 = env
+        .clickhouse()
+        .query(&format!(
+            "SELECT count() FROM {}.schema_migrations",
+            env.database
+        ))
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(recorded, 1);
+
+    // One CallReceived, Avro, keyed by incident.
+    let ev1 = call("INC-RESTART", "A1");
+    let (partition, offset) = env
+        .produce_raw(&topic, "INC-RESTART", &codec.encode(&ev1))
+        .await;
+    assert_eq!(offset, 0);
+
+    let mut svc = env.spawn_service("first");
+    svc.wait_healthy(Duration::from_secs(30)).await;
+    let id1 = ev1.envelope.event_id;
+    env.wait_for_count(
+        &format!("event_id = toUUID('{id1}')"),
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+
+    // The row carries the event's fields and where it came from.
+    let (urgency, municipality, src_topic, src_partition, src_offset): (String, String, String, i32, i64) = env
+        .clickhouse()
+        .query(&format!(
+            "SELECT assumeNotNull(urgency), assumeNotNull(municipality_code), source_topic, source_partition, source_offset \
+             FROM {}.dispatch_events WHERE event_id = toUUID('{id1}')",
+            env.database
+        ))
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            urgency.as_str(),
+            municipality.as_str(),
+            src_topic.as_str(),
+            src_partition,
+            src_offset
+        ),
+        ("A1", "GM0344", topic.as_str(), partition, 0)
+    );
+
+    // Telemetry saw it.
+    let consumed = svc
+        .metric(&format!(
+            "dispatch_ingest_records_consumed_total{{topic=\"{topic}\"}}"
+        ))
+        .await;
+    let inserted = svc
+        .metric(&format!(
+            "dispatch_ingest_records_inserted_total{{topic=\"{topic}\"}}"
+        ))
+        .await;
+    assert_eq!((consumed, inserted), (1.0, 1.0), "{}", svc.metrics().await);
+    assert!(svc.metric("dispatch_ingest_insert_batches_total").await >= 1.0);
+
+    // Graceful stop: exit 0, offset committed after the insert (next offset to read = 1).
+    assert!(
+        svc.terminate(Duration::from_secs(30)),
+        "log:\n{}",
+        svc.log_text()
+    );
+    assert_eq!(env.committed(&topic, partition), Some(1));
+
+    // Restart with a second event for the same incident (same partition, after the first).
+    let ev2 = call("INC-RESTART", "A0");
+    let (p2, o2) = env
+        .produce_raw(&topic, "INC-RESTART", &codec.encode(&ev2))
+        .await;
+    assert_eq!((p2, o2), (partition, 1));
+    let mut svc = env.spawn_service("second");
+    svc.wait_healthy(Duration::from_secs(30)).await;
+    let id2 = ev2.envelope.event_id;
+    env.wait_for_count(
+        &format!("event_id = toUUID('{id2}')"),
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    // The first event was not read again: still exactly one row (raw count, no FINAL).
+    assert_eq!(env.count(&format!("event_id = toUUID('{id1}')")).await, 1);
+    assert_eq!(env.count("1").await, 2);
+    assert_eq!(
+        svc.metric(&format!(
+            "dispatch_ingest_records_consumed_total{{topic=\"{topic}\"}}"
+        ))
+        .await,
+        1.0
+    );
+    assert!(
+        svc.terminate(Duration::from_secs(30)),
+        "log:\n{}",
+        svc.log_text()
+    );
+    assert_eq!(env.committed(&topic, partition), Some(2));
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_land() {
+    let mut env = TestEnv::new("dlq").await;
+    env.set_format(Stream::Alert, WireFormat::Json);
+    env.run_cli(&["migrate"]);
+    let avro = Codec::bundled(WireFormat::Avro);
+    let calls = env.topic(Stream::Call).to_string();
+    let alerts = env.topic(Stream::Alert).to_string();
+
+    let good_call = call("INC-GOOD", "A2");
+    env.produce_raw(&calls, "INC-GOOD", &avro.encode(&good_call))
+        .await;
+    // Truncated Avro.
+    let bytes = avro.encode(&call("INC-BAD-1", "A1"));
+    let (bad1_p, bad1_o) = env
+        .produce_raw(&calls, "INC-BAD-1", &bytes[..bytes.len() - 7])
+        .await;
+    // Well-formed Avro with an invalid municipality code.
+    let mut bad2 = call("INC-BAD-2", "A1");
+    if let Payload::Call {
+        municipality_code, ..
+    } = &mut bad2.payload
+    {
+        *municipality_code = "AMSTERDAM".into();
+    }
+    env.produce_raw(&calls, "INC-BAD-2", &avro.encode(&bad2))
+        .await;
+    // A good alert as JSON, and a JSON alert without its unit_id.
+    let alert = DispatchEvent {
+        envelope: Envelope {
+            event_id: Uuid::new_v4(),
+            incident_id: "INC-GOOD".into(),
+            dispatch_centre: "MKA Midden-Nederland".into(),
+            occurred_at_ms: dispatch_ingest::pipeline::now_ms() - 30_000,
+        },
+        payload: Payload::Alert {
+            unit_id: "MMT-Volkel-H".into(),
+            unit_type: "MMT_HELICOPTER".into(),
+            mmt_station: Some("Volkel".into()),
+            dispatch_kind: "PRIMARY".into(),
+            urgency: Some("A1".into()),
+        },
+    };
+    let json = to_json(&alert).to_string();
+    env.produce_raw(&alerts, "INC-GOOD", json.as_bytes()).await;
+    let mut no_unit = to_json(&alert);
+    no_unit.as_object_mut().unwrap().remove("unit_id");
+    no_unit["event_id"] = serde_json::json!(Uuid::new_v4().to_string());
+    env.produce_raw(&alerts, "INC-BAD-3", no_unit.to_string().as_bytes())
+        .await;
+
+    let mut svc = env.spawn_service("dlq");
+    svc.wait_healthy(Duration::from_secs(30)).await;
+    env.wait_for_count("1", 2, Duration::from_secs(60)).await;
+
+    // Three records on the DLQ, each with its original key and bytes and the reason.
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", common::kafka_bootstrap())
+        .set("group.id", format!("{}-dlq-reader", env.group))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&env.dlq_topic]).unwrap();
+    let mut dead = Vec::new();
+    while dead.len() < 3 {
+        let msg = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .expect("three records on the DLQ within 60 s")
+            .unwrap();
+        let mut headers = std::collections::BTreeMap::new();
+        if let Some(h) = msg.headers() {
+            for x in h.iter() {
+                headers.insert(
+                    x.key.to_string(),
+                    String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                );
+            }
+        }
+        let key = String::from_utf8_lossy(msg.key().unwrap()).into_owned();
+        dead.push((key, headers, msg.payload().unwrap_or_default().to_vec()));
+    }
+    dead.sort_by(|a, b| a.0.cmp(&b.0));
+    let keys: Vec<&str> = dead.iter().map(|d| d.0.as_str()).collect();
+    assert_eq!(keys, ["INC-BAD-1", "INC-BAD-2", "INC-BAD-3"]);
+    let (_, h1, payload1) = &dead[0];
+    assert_eq!(h1["dlq.error.kind"], "malformed_avro");
+    assert_eq!(h1["dlq.source.topic"], calls);
+    assert_eq!(h1["dlq.source.partition"], bad1_p.to_string());
+    assert_eq!(h1["dlq.source.offset"], bad1_o.to_string());
+    assert_eq!(
+        payload1.as_slice(),
+        &bytes[..bytes.len() - 7],
+        "original bytes kept"
+    );
+    let (_, h2, _) = &dead[1];
+    assert_eq!(h2["dlq.error.kind"], "invalid_value");
+    assert!(
+        h2["dlq.error.message"].contains("`municipality_code`"),
+        "{h2:?}"
+    );
+    assert!(
+        h2["dlq.error.message"].contains(&format!("topic {calls} partition")),
+        "{h2:?}"
+    );
+    let (_, h3, _) = &dead[2];
+    assert_eq!(h3["dlq.error.kind"], "missing_field");
+    assert!(h3["dlq.error.message"].contains("`unit_id`"), "{h3:?}");
+
+    // consumed = inserted + dead-lettered, in the service's own metrics.
+    let m = svc.metrics().await;
+    let consumed = common::metric_value(&m, "dispatch_ingest_records_consumed_total");
+    let inserted = common::metric_value(&m, "dispatch_ingest_records_inserted_total");
+    let dead_lettered = common::metric_value(&m, "dispatch_ingest_records_dead_lettered_total");
+    assert_eq!((consumed, inserted, dead_lettered), (5.0, 2.0, 3.0), "{m}");
+    assert!(
+        svc.terminate(Duration::from_secs(30)),
+        "log:\n{}",
+        svc.log_text()
+    );
+    env.cleanup().await;
+}
