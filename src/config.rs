@@ -51,6 +51,7 @@ fn invalid(key: &str, value: impl ToString, reason: impl Into<String>) -> Config
 pub struct Config {
     pub kafka: KafkaConfig,
     pub topics: TopicsConfig,
+    pub schema_registry: SchemaRegistryConfig,
     pub clickhouse: ClickHouseConfig,
     pub batch: BatchConfig,
     pub telemetry: TelemetryConfig,
@@ -164,6 +165,31 @@ impl TopicsConfig {
     /// The stream a topic carries.
     pub fn stream_of(&self, topic: &str) -> Option<Stream> {
         Stream::ALL.into_iter().find(|s| self.get(*s).name == topic)
+    }
+}
+
+/// Confluent Schema Registry, for topics with format `avro-confluent`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchemaRegistryConfig {
+    /// Base URL, e.g. `http://registry:8081`; required when a topic uses `avro-confluent`.
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    pub timeout_ms: u64,
+    /// Quick retries within one lookup; after them the pipeline waits and asks again.
+    pub retries: u32,
+}
+
+impl Default for SchemaRegistryConfig {
+    fn default() -> Self {
+        SchemaRegistryConfig {
+            url: String::new(),
+            username: String::new(),
+            password: String::new(),
+            timeout_ms: 5_000,
+            retries: 2,
+        }
     }
 }
 
@@ -417,6 +443,16 @@ impl Config {
             if t.name == k.dlq_topic {
                 return Err(invalid(&key, &t.name, "is also kafka.dlq_topic"));
             }
+            if t.format == WireFormat::AvroConfluent && self.schema_registry.url.is_empty() {
+                return Err(invalid(
+                    "schema_registry.url",
+                    "",
+                    format!(
+                        "topics.{}.format is \"avro-confluent\", which needs a schema registry",
+                        stream.name()
+                    ),
+                ));
+            }
             if !t.writer_schema.is_empty() {
                 let key = format!("topics.{}.writer_schema", stream.name());
                 if t.format != WireFormat::Avro {
@@ -432,6 +468,17 @@ impl Config {
                     invalid(&key, &t.writer_schema, format!("not an Avro schema: {e}"))
                 })?;
             }
+        }
+        let r = &self.schema_registry;
+        if !(r.url.is_empty() || r.url.starts_with("http://") || r.url.starts_with("https://")) {
+            return Err(invalid(
+                "schema_registry.url",
+                &r.url,
+                "must start with http:// or https://",
+            ));
+        }
+        if r.timeout_ms == 0 {
+            return Err(invalid("schema_registry.timeout_ms", 0, "must be positive"));
         }
         let c = &self.clickhouse;
         if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
@@ -519,6 +566,18 @@ impl Config {
                 }
             })
             .collect()
+    }
+
+    /// Registry client settings, if a registry is configured.
+    pub fn registry_settings(&self) -> Option<crate::decode::registry::RegistrySettings> {
+        let r = &self.schema_registry;
+        (!r.url.is_empty()).then(|| crate::decode::registry::RegistrySettings {
+            url: r.url.clone(),
+            username: r.username.clone(),
+            password: r.password.clone(),
+            timeout: std::time::Duration::from_millis(r.timeout_ms),
+            retries: r.retries,
+        })
     }
 
     /// The effective configuration as TOML, with every secret masked.
@@ -743,6 +802,18 @@ mod tests {
                 "maybe",
                 "clickhouse.validation",
                 "maybe",
+            ),
+            (
+                "DISPATCH_INGEST__TOPICS__CALL__FORMAT",
+                "avro-confluent",
+                "schema_registry.url",
+                "avro-confluent",
+            ),
+            (
+                "DISPATCH_INGEST__SCHEMA_REGISTRY__URL",
+                "registry:8081",
+                "schema_registry.url",
+                "registry:8081",
             ),
         ];
         for (var, value, key, shown) in cases {

@@ -11,9 +11,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use uuid::Uuid;
 
+use std::collections::HashMap;
+
 use crate::config::Config;
-use crate::decode::Codec;
-use crate::event::{DispatchEvent, Envelope, Payload};
+use crate::decode::{Codec, WireFormat};
+use crate::event::{DispatchEvent, Envelope, Payload, Stream};
 use crate::source::client_config;
 
 pub const DISPATCH_CENTRES: [&str; 5] = [
@@ -153,11 +155,35 @@ pub fn sample_events(opts: &SampleOptions) -> Vec<DispatchEvent> {
     events
 }
 
+/// Register each stream's bundled schema under `<topic>-value` (Confluent's TopicNameStrategy)
+/// for topics in `avro-confluent` format; returns the schema id per stream.
+pub async fn register_schemas(
+    config: &Config,
+) -> Result<HashMap<Stream, u32>, crate::decode::registry::RegistryError> {
+    let mut ids = HashMap::new();
+    let Some(settings) = config.registry_settings() else {
+        return Ok(ids);
+    };
+    let registry = crate::decode::registry::RegistryClient::new(settings);
+    for stream in Stream::ALL {
+        let topic = config.topics.get(stream);
+        if topic.format == WireFormat::AvroConfluent {
+            let id = registry
+                .register(&format!("{}-value", topic.name), stream.schema_json())
+                .await?;
+            ids.insert(stream, id);
+        }
+    }
+    Ok(ids)
+}
+
 /// Produce events to their stream topics (keyed by incident id) and wait for every
-/// acknowledgement. Returns how many were acknowledged.
+/// acknowledgement. `schema_ids` holds the registry ids for Confluent-framed topics. Returns how
+/// many were acknowledged.
 pub async fn produce(
     config: &Config,
     codec: &Codec,
+    schema_ids: &HashMap<Stream, u32>,
     events: &[DispatchEvent],
     mut progress: impl FnMut(u64),
 ) -> Result<u64, rdkafka::error::KafkaError> {
@@ -172,7 +198,8 @@ pub async fn produce(
     for event in events {
         let topic = config.topics.get(event.stream()).name.clone();
         let key = event.envelope.incident_id.clone();
-        let payload = codec.encode(event);
+        let id = schema_ids.get(&event.stream()).copied().unwrap_or(0);
+        let payload = codec.encode_with_id(event, id);
         let producer = &producer;
         in_flight.push(async move {
             let record = FutureRecord::to(&topic).key(&key).payload(&payload);

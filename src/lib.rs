@@ -37,6 +37,7 @@ pub mod decode;
 pub mod dlq;
 pub mod enrich;
 pub mod event;
+pub mod fuzzing;
 pub mod generate;
 pub mod pipeline;
 pub mod report;

@@ -100,7 +100,8 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 spacing_ms: 30_000,
             });
             let codec = Codec::new(&config.stream_formats())?;
-            let n = generate::produce(&config, &codec, &events, |_| {}).await?;
+            let ids = generate::register_schemas(&config).await?;
+            let n = generate::produce(&config, &codec, &ids, &events, |_| {}).await?;
             println!("produced {n} events for {incidents} incidents (seed {seed})");
             Ok(())
         }

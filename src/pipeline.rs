@@ -18,7 +18,8 @@ use rand::Rng;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::decode::{Codec, RecordError};
+use crate::decode::registry::RegistryClient;
+use crate::decode::{Codec, DecodeFailure, RecordError};
 use crate::dlq::DeadLetters;
 use crate::enrich::{self, Meta};
 use crate::sink::{now_secs, EventRow, Sink, SinkError};
@@ -89,7 +90,11 @@ pub async fn run(
             pending,
         });
     }
-    let codec = Arc::new(Codec::new(&config.stream_formats())?);
+    let mut codec = Codec::new(&config.stream_formats())?;
+    if let Some(settings) = config.registry_settings() {
+        codec = codec.with_registry(Arc::new(RegistryClient::new(settings)));
+    }
+    let codec = Arc::new(codec);
     let dlq = Arc::new(DeadLetters::new(&config.kafka)?);
     let source = Arc::new(KafkaSource::new(&config)?);
     let capacity = config.batch.channel_capacity;
@@ -164,24 +169,33 @@ async fn process_stage(
     counters: Arc<Counters>,
 ) {
     while let Some(record) = rx.recv().await {
-        let done = record.done();
-        let decoded = match &record.payload {
-            None => Err((
-                "empty_payload",
-                format!("{}: message has no value", record.position),
-            )),
-            Some(bytes) => codec
-                .decode(record.stream, bytes, now_ms())
-                .map_err(|error| {
-                    let kind = error.kind();
-                    let e = RecordError {
-                        position: record.position.clone(),
-                        error,
-                    };
-                    (kind, e.to_string())
-                }),
-        };
-        let item = match decoded {
+        let item = process(&record, &codec, &dlq, &counters).await;
+        if tx.send(item).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Decode and enrich one record, or dead-letter it. While the schema registry cannot be asked,
+/// wait and ask again: the record is not at fault, and waiting here holds back the source
+/// (backpressure) instead of dead-lettering good data.
+async fn process(
+    record: &RawRecord,
+    codec: &Codec,
+    dlq: &DeadLetters,
+    counters: &Counters,
+) -> Item {
+    let done = record.done();
+    let Some(bytes) = &record.payload else {
+        let message = format!("{}: message has no value", record.position);
+        dlq.send(record, "empty_payload", &message).await;
+        counters.dead_lettered.fetch_add(1, Ordering::SeqCst);
+        return Item::Finished(done);
+    };
+    let mut backoff = Duration::from_millis(200);
+    let mut attempt = 0u32;
+    loop {
+        match codec.decode(record.stream, bytes, now_ms()).await {
             Ok(event) => {
                 let row = enrich::to_row(
                     &event,
@@ -191,16 +205,25 @@ async fn process_stage(
                         ingested_at: now_secs(),
                     },
                 );
-                Item::Row(Box::new(row), done)
+                return Item::Row(Box::new(row), done);
             }
-            Err((kind, message)) => {
-                dlq.send(&record, kind, &message).await;
+            Err(DecodeFailure::Invalid(error)) => {
+                let kind = error.kind();
+                let message = RecordError {
+                    position: record.position.clone(),
+                    error,
+                }
+                .to_string();
+                dlq.send(record, kind, &message).await;
                 counters.dead_lettered.fetch_add(1, Ordering::SeqCst);
-                Item::Finished(done)
+                return Item::Finished(done);
             }
-        };
-        if tx.send(item).await.is_err() {
-            break;
+            Err(DecodeFailure::Registry(e)) => {
+                attempt += 1;
+                telemetry::registry_unavailable(&record.position, attempt, backoff, &e);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
         }
     }
 }

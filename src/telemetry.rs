@@ -28,6 +28,7 @@ pub const OFFSET_COMMITS: &str = "dispatch_ingest_offset_commits_total";
 pub const OFFSET_COMMIT_ERRORS: &str = "dispatch_ingest_offset_commit_errors_total";
 pub const REBALANCES: &str = "dispatch_ingest_rebalances_total";
 pub const KAFKA_ERRORS: &str = "dispatch_ingest_kafka_errors_total";
+pub const REGISTRY_ERRORS: &str = "dispatch_ingest_schema_registry_errors_total";
 pub const UP: &str = "dispatch_ingest_up";
 
 /// Describe every metric (so they show with HELP/TYPE lines).
@@ -61,6 +62,10 @@ pub fn describe() {
         "Consumer group rebalances, by kind (assign, revoke)."
     );
     describe_counter!(KAFKA_ERRORS, "Errors reported by the Kafka consumer.");
+    describe_counter!(
+        REGISTRY_ERRORS,
+        "Schema registry lookups that failed retriably (the record waits; it is not dead-lettered)."
+    );
     describe_gauge!(UP, "1 while the pipeline runs.");
 }
 
@@ -124,6 +129,22 @@ pub fn rebalance(kind: &'static str, partitions: &str) {
 pub fn kafka_error(error: &dyn std::fmt::Display) {
     counter!(KAFKA_ERRORS).increment(1);
     tracing::warn!(error = %error, "Kafka consumer error");
+}
+
+pub fn registry_unavailable(
+    position: &crate::event::SourcePosition,
+    attempt: u32,
+    retry_in: Duration,
+    error: &dyn std::fmt::Display,
+) {
+    counter!(REGISTRY_ERRORS).increment(1);
+    tracing::warn!(
+        %position,
+        attempt,
+        retry_in_ms = retry_in.as_millis() as u64,
+        error = %error,
+        "schema registry unavailable; the record waits and is decoded when it answers"
+    );
 }
 
 pub fn set_up(up: bool) {

@@ -38,7 +38,7 @@ fn every_stream_round_trips_in_both_formats() {
         let mut seen = std::collections::BTreeSet::new();
         for e in &events {
             let bytes = codec.encode(e);
-            let back = codec.decode(e.stream(), &bytes, NOW).unwrap();
+            let back = codec.decode_local(e.stream(), &bytes, NOW).unwrap();
             assert_eq!(&back, e, "{format}");
             seen.insert(e.stream());
         }
@@ -68,12 +68,12 @@ fn malformed_avro_is_a_typed_error() {
     let codec = Codec::bundled(WireFormat::Avro);
     let bytes = codec.encode(&call("A1", "GM0363"));
     let err = codec
-        .decode(Stream::Call, &bytes[..bytes.len() / 2], NOW)
+        .decode_local(Stream::Call, &bytes[..bytes.len() / 2], NOW)
         .unwrap_err();
     assert_eq!(err.kind(), "malformed_avro", "{err}");
     let mut longer = bytes.clone();
     longer.push(0);
-    let err = codec.decode(Stream::Call, &longer, NOW).unwrap_err();
+    let err = codec.decode_local(Stream::Call, &longer, NOW).unwrap_err();
     assert_eq!(err, DecodeError::TrailingBytes(1));
 }
 
@@ -81,7 +81,7 @@ fn malformed_avro_is_a_typed_error() {
 fn validation_errors_name_the_field() {
     let codec = Codec::bundled(WireFormat::Avro);
     let err = codec
-        .decode(Stream::Call, &codec.encode(&call("A1", "0363")), NOW)
+        .decode_local(Stream::Call, &codec.encode(&call("A1", "0363")), NOW)
         .unwrap_err();
     assert!(err.to_string().contains("`municipality_code`"), "{err}");
     assert_eq!(err.kind(), "invalid_value");
@@ -89,14 +89,14 @@ fn validation_errors_name_the_field() {
     let mut old = call("A1", "GM0363");
     old.envelope.occurred_at_ms = 900_000_000_000; // 1998
     let err = codec
-        .decode(Stream::Call, &codec.encode(&old), NOW)
+        .decode_local(Stream::Call, &codec.encode(&old), NOW)
         .unwrap_err();
     assert!(err.to_string().contains("`occurred_at`"), "{err}");
 
     let mut future = call("A1", "GM0363");
     future.envelope.occurred_at_ms = NOW + 2 * 86_400_000;
     let err = codec
-        .decode(Stream::Call, &codec.encode(&future), NOW)
+        .decode_local(Stream::Call, &codec.encode(&future), NOW)
         .unwrap_err();
     assert!(err.to_string().contains("future"), "{err}");
 }
@@ -109,27 +109,29 @@ fn json_errors_name_the_field() {
     let mut missing = good.clone();
     missing.as_object_mut().unwrap().remove("incident_id");
     let err = codec
-        .decode(Stream::Call, missing.to_string().as_bytes(), NOW)
+        .decode_local(Stream::Call, missing.to_string().as_bytes(), NOW)
         .unwrap_err();
     assert_eq!(err, DecodeError::MissingField("incident_id".into()));
 
     let mut wrong = good.clone();
     wrong["occurred_at"] = serde_json::json!("yesterday");
     let err = codec
-        .decode(Stream::Call, wrong.to_string().as_bytes(), NOW)
+        .decode_local(Stream::Call, wrong.to_string().as_bytes(), NOW)
         .unwrap_err();
     assert!(
         matches!(&err, DecodeError::WrongType { field, .. } if field == "occurred_at"),
         "{err}"
     );
 
-    let err = codec.decode(Stream::Call, b"{not json", NOW).unwrap_err();
+    let err = codec
+        .decode_local(Stream::Call, b"{not json", NOW)
+        .unwrap_err();
     assert_eq!(err.kind(), "malformed_json");
 
     let mut bad_uuid = good.clone();
     bad_uuid["event_id"] = serde_json::json!("not-a-uuid");
     let err = codec
-        .decode(Stream::Call, bad_uuid.to_string().as_bytes(), NOW)
+        .decode_local(Stream::Call, bad_uuid.to_string().as_bytes(), NOW)
         .unwrap_err();
     assert!(err.to_string().contains("`event_id`"), "{err}");
 
@@ -138,7 +140,7 @@ fn json_errors_name_the_field() {
     minimal.as_object_mut().unwrap().remove("patient_age_years");
     minimal.as_object_mut().unwrap().remove("triage_code");
     let ev = codec
-        .decode(Stream::Call, minimal.to_string().as_bytes(), NOW)
+        .decode_local(Stream::Call, minimal.to_string().as_bytes(), NOW)
         .unwrap();
     assert!(matches!(
         ev.payload,
@@ -156,7 +158,142 @@ fn unknown_enum_symbol_takes_the_schema_default() {
     let mut v = dispatch_ingest::decode::to_json(&call("A1", "GM0363"));
     v["urgency"] = serde_json::json!("Z9");
     let ev = codec
-        .decode(Stream::Call, v.to_string().as_bytes(), NOW)
+        .decode_local(Stream::Call, v.to_string().as_bytes(), NOW)
         .unwrap();
     assert!(matches!(ev.payload, Payload::Call { ref urgency, .. } if urgency == "UNKNOWN"));
+}
+
+/// Write `fields` (name, value) as a record of `schema` (Avro binary).
+fn write_with(
+    schema: &apache_avro::Schema,
+    fields: Vec<(&str, apache_avro::types::Value)>,
+) -> Vec<u8> {
+    let record = apache_avro::types::Value::Record(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    );
+    apache_avro::to_avro_datum(schema, record).unwrap()
+}
+
+fn fixture(name: &str) -> apache_avro::Schema {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    apache_avro::Schema::parse_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn envelope_values() -> Vec<(&'static str, apache_avro::types::Value)> {
+    use apache_avro::types::Value;
+    vec![
+        ("event_id", Value::String(Uuid::from_u128(7).to_string())),
+        ("incident_id", Value::String("INC-EVOL".into())),
+        (
+            "dispatch_centre",
+            Value::String("MKA Oost-Nederland".into()),
+        ),
+        ("occurred_at", Value::TimestampMillis(NOW - 1000)),
+    ]
+}
+
+#[test]
+fn newer_writer_schema_decodes_added_field_removed_field_and_new_symbol() {
+    use apache_avro::types::Value;
+    let v2 = fixture("call_received.v2.avsc");
+    let urgency_index = |sym: &str| match &v2 {
+        apache_avro::Schema::Record(r) => match &r
+            .fields
+            .iter()
+            .find(|f| f.name == "urgency")
+            .unwrap()
+            .schema
+        {
+            apache_avro::Schema::Enum(e) => e.symbols.iter().position(|s| s == sym).unwrap() as u32,
+            _ => unreachable!(),
+        },
+        _ => unreachable!(),
+    };
+    let mut fields = envelope_values();
+    fields.push(("urgency", Value::Enum(urgency_index("A3"), "A3".into())));
+    fields.push(("municipality_code", Value::String("GM0200".into())));
+    fields.push((
+        "patient_age_years",
+        Value::Union(1, Box::new(Value::Int(80))),
+    ));
+    fields.push((
+        "caller_language",
+        Value::Union(1, Box::new(Value::String("nl".into()))),
+    ));
+    let bytes = write_with(&v2, fields);
+
+    let codec = Codec::bundled(WireFormat::Avro);
+    let ev = codec.decode_avro(Stream::Call, &v2, &bytes, NOW).unwrap();
+    match ev.payload {
+        Payload::Call {
+            urgency,
+            municipality_code,
+            patient_age_years,
+            triage_code,
+        } => {
+            assert_eq!(
+                urgency, "UNKNOWN",
+                "a symbol the reader lacks takes the enum default"
+            );
+            assert_eq!(municipality_code, "GM0200");
+            assert_eq!(patient_age_years, Some(80));
+            assert_eq!(
+                triage_code, None,
+                "a field the writer dropped takes the reader default"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn older_writer_schema_decodes_with_reader_defaults() {
+    use apache_avro::types::Value;
+    let v0 = fixture("call_received.v0.avsc");
+    let mut fields = envelope_values();
+    fields.push(("urgency", Value::Enum(1, "A1".into())));
+    fields.push(("municipality_code", Value::String("GM0363".into())));
+    let bytes = write_with(&v0, fields);
+    // The same through the configured-writer-schema path a topic would use.
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/call_received.v0.avsc");
+    let codec = Codec::new(&[dispatch_ingest::decode::StreamFormat {
+        stream: Stream::Call,
+        format: WireFormat::Avro,
+        writer_schema: Some(std::fs::read_to_string(path).unwrap()),
+    }])
+    .unwrap();
+    let ev = codec.decode_local(Stream::Call, &bytes, NOW).unwrap();
+    assert!(matches!(
+        ev.payload,
+        Payload::Call { ref urgency, patient_age_years: None, triage_code: None, .. } if urgency == "A1"
+    ));
+}
+
+#[test]
+fn confluent_framing_is_checked() {
+    use dispatch_ingest::decode::confluent_header;
+    let codec = Codec::bundled(WireFormat::AvroConfluent);
+    let ev = call("A1", "GM0363");
+    let framed = codec.encode_with_id(&ev, 258);
+    assert_eq!(&framed[..5], &[0, 0, 0, 1, 2]);
+    assert_eq!(confluent_header(&framed).unwrap().0, 258);
+    assert_eq!(codec.decode_local(Stream::Call, &framed, NOW).unwrap(), ev);
+    let mut wrong = framed.clone();
+    wrong[0] = 1;
+    assert_eq!(
+        codec.decode_local(Stream::Call, &wrong, NOW).unwrap_err(),
+        DecodeError::WrongMagicByte(1)
+    );
+    assert_eq!(
+        codec
+            .decode_local(Stream::Call, &framed[..3], NOW)
+            .unwrap_err(),
+        DecodeError::TooShort(3)
+    );
 }

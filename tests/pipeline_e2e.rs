@@ -8,9 +8,6 @@ use std::time::Duration;
 
 use dispatch_ingest::decode::{to_json, Codec, WireFormat};
 use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
 use uuid::Uuid;
 
 use common::TestEnv;
@@ -108,11 +105,7 @@ async fn call_event_lands_once_across_a_restart() {
     assert!(svc.metric("dispatch_ingest_insert_batches_total").await >= 1.0);
 
     // Graceful stop: exit 0, offset committed after the insert (next offset to read = 1).
-    assert!(
-        svc.terminate(Duration::from_secs(30)),
-        "log:\n{}",
-        svc.log_text()
-    );
+    svc.stop();
     assert_eq!(env.committed(&topic, partition), Some(1));
 
     // Restart with a second event for the same incident (same partition, after the first).
@@ -140,11 +133,7 @@ async fn call_event_lands_once_across_a_restart() {
         .await,
         1.0
     );
-    assert!(
-        svc.terminate(Duration::from_secs(30)),
-        "log:\n{}",
-        svc.log_text()
-    );
+    svc.stop();
     assert_eq!(env.committed(&topic, partition), Some(2));
     env.cleanup().await;
 }
@@ -205,32 +194,7 @@ async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_land() {
     env.wait_for_count("1", 2, Duration::from_secs(60)).await;
 
     // Three records on the DLQ, each with its original key and bytes and the reason.
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", common::kafka_bootstrap())
-        .set("group.id", format!("{}-dlq-reader", env.group))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&env.dlq_topic]).unwrap();
-    let mut dead = Vec::new();
-    while dead.len() < 3 {
-        let msg = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
-            .await
-            .expect("three records on the DLQ within 60 s")
-            .unwrap();
-        let mut headers = std::collections::BTreeMap::new();
-        if let Some(h) = msg.headers() {
-            for x in h.iter() {
-                headers.insert(
-                    x.key.to_string(),
-                    String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
-                );
-            }
-        }
-        let key = String::from_utf8_lossy(msg.key().unwrap()).into_owned();
-        dead.push((key, headers, msg.payload().unwrap_or_default().to_vec()));
-    }
-    dead.sort_by(|a, b| a.0.cmp(&b.0));
+    let dead = env.read_dlq(3).await;
     let keys: Vec<&str> = dead.iter().map(|d| d.0.as_str()).collect();
     assert_eq!(keys, ["INC-BAD-1", "INC-BAD-2", "INC-BAD-3"]);
     let (_, h1, payload1) = &dead[0];
@@ -263,10 +227,6 @@ async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_land() {
     let inserted = common::metric_value(&m, "dispatch_ingest_records_inserted_total");
     let dead_lettered = common::metric_value(&m, "dispatch_ingest_records_dead_lettered_total");
     assert_eq!((consumed, inserted, dead_lettered), (5.0, 2.0, 3.0), "{m}");
-    assert!(
-        svc.terminate(Duration::from_secs(30)),
-        "log:\n{}",
-        svc.log_text()
-    );
+    svc.stop();
     env.cleanup().await;
 }

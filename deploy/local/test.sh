@@ -37,6 +37,24 @@ cargo clippy --quiet --all-targets -- -D warnings
 step "cargo test (unit + integration against the local servers)"
 cargo test --all-targets
 
+step "fuzz the decoder for ${FUZZ_SECONDS:=45} s (cargo +nightly fuzz; seeds in fuzz/seeds/decode)"
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "the nightly toolchain is needed for cargo fuzz (rustup toolchain install nightly)" >&2
+    exit 1
+fi
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked --quiet cargo-fuzz@0.13.2
+corpus="$STATE_DIR/fuzz-corpus/decode"
+mkdir -p "$corpus"
+cp fuzz/seeds/decode/* "$corpus/"
+fuzz_log="$STATE_DIR/fuzz-decode.log"
+if cargo +nightly fuzz run decode "$corpus" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 >"$fuzz_log" 2>&1; then
+    grep -E "^Done [0-9]+ runs" "$fuzz_log" | sed 's/^/fuzz decode: /'
+else
+    tail -n 60 "$fuzz_log"
+    echo "fuzz decode: FAILED (crash input under fuzz/artifacts/decode/, log $fuzz_log)" >&2
+    exit 1
+fi
+
 step "SQL check on ClickHouse 26.x (chdb)"
 "$python" tests/sql/check_sql.py --engine chdb
 

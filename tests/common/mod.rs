@@ -4,6 +4,8 @@
 //! nothing is skipped.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,6 +41,8 @@ pub struct TestEnv {
     pub group: String,
     pub database: String,
     pub log_dir: PathBuf,
+    /// Further DISPATCH_INGEST__* settings for the service.
+    pub extra_env: Vec<(String, String)>,
 }
 
 fn unique_id(name: &str) -> String {
@@ -66,6 +70,7 @@ impl TestEnv {
                 .collect(),
             topics,
             log_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("it-logs"),
+            extra_env: Vec::new(),
             id,
         };
         std::fs::create_dir_all(&env.log_dir).unwrap();
@@ -83,6 +88,16 @@ impl TestEnv {
             if *s == stream {
                 *f = format;
             }
+        }
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.push((key.to_string(), value.to_string()));
+    }
+
+    pub fn set_all_formats(&mut self, format: WireFormat) {
+        for (_, f) in self.formats.iter_mut() {
+            *f = format;
         }
     }
 
@@ -193,6 +208,7 @@ impl TestEnv {
             ),
             ("RUST_LOG".into(), "info,dispatch_ingest=debug".into()),
         ];
+        v.extend(self.extra_env.iter().cloned());
         for (s, t) in &self.topics {
             v.push((
                 format!("DISPATCH_INGEST__TOPICS__{}__NAME", s.name().to_uppercase()),
@@ -288,6 +304,75 @@ impl TestEnv {
             .unwrap()
     }
 
+    /// Produce many (topic, key, payload) records, waiting for every acknowledgement.
+    pub async fn produce_many(&self, records: &[(String, String, Vec<u8>)]) {
+        let producer = self.producer();
+        let futures: Vec<_> = records
+            .iter()
+            .map(|(topic, key, payload)| {
+                producer.send(
+                    FutureRecord::to(topic).key(key).payload(payload),
+                    Timeout::After(Duration::from_secs(30)),
+                )
+            })
+            .collect();
+        for f in futures {
+            f.await.map_err(|(e, _)| e).unwrap();
+        }
+    }
+
+    /// Read `n` records from the DLQ, sorted by key: (key, headers, payload).
+    pub async fn read_dlq(&self, n: usize) -> Vec<DeadRecord> {
+        use rdkafka::consumer::StreamConsumer;
+        use rdkafka::message::{Headers, Message};
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", kafka_bootstrap())
+            .set("group.id", format!("{}-dlq-reader", self.group))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[&self.dlq_topic]).unwrap();
+        let mut out = Vec::new();
+        while out.len() < n {
+            let msg = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{n} records on the DLQ within 60 s, got {}", out.len()))
+                .unwrap();
+            let mut headers = std::collections::BTreeMap::new();
+            if let Some(h) = msg.headers() {
+                for x in h.iter() {
+                    headers.insert(
+                        x.key.to_string(),
+                        String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                    );
+                }
+            }
+            let key = msg
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .unwrap_or_default();
+            out.push((key, headers, msg.payload().unwrap_or_default().to_vec()));
+        }
+        out.sort();
+        out
+    }
+
+    /// How many records the DLQ topic holds (sum of high watermarks).
+    pub fn dlq_len(&self) -> i64 {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", kafka_bootstrap())
+            .create()
+            .unwrap();
+        (0..PARTITIONS)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(&self.dlq_topic, p, Duration::from_secs(10))
+                    .unwrap()
+                    .1
+            })
+            .sum()
+    }
+
     /// Produce raw bytes to a topic with a key; waits for the acknowledgement.
     pub async fn produce_raw(&self, topic: &str, key: &str, payload: &[u8]) -> (i32, i64) {
         let producer = self.producer();
@@ -319,6 +404,28 @@ impl TestEnv {
             _ => None,
         }
     }
+}
+
+/// A dead-lettered record: key, headers, original payload.
+pub type DeadRecord = (String, std::collections::BTreeMap<String, String>, Vec<u8>);
+
+/// (topic, key, encoded payload) for each event, in its stream's topic and the codec's format.
+pub fn records_for(
+    env: &TestEnv,
+    codec: &dispatch_ingest::decode::Codec,
+    events: &[dispatch_ingest::event::DispatchEvent],
+    schema_id: impl Fn(Stream) -> u32,
+) -> Vec<(String, String, Vec<u8>)> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                env.topic(e.stream()).to_string(),
+                e.envelope.incident_id.clone(),
+                codec.encode_with_id(e, schema_id(e.stream())),
+            )
+        })
+        .collect()
 }
 
 pub struct Service {
@@ -383,6 +490,12 @@ impl Service {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// SIGTERM and require a clean exit (0) within 30 s.
+    pub fn stop(&mut self) {
+        let clean = self.terminate(Duration::from_secs(30));
+        assert!(clean, "service did not exit 0; log:\n{}", self.log_text());
     }
 
     pub fn kill9(&mut self) {

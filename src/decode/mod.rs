@@ -7,7 +7,13 @@
 //! range, municipality code) is written once and holds for every format. Errors are typed and
 //! name the field; the caller adds topic, partition and offset ([`RecordError`]).
 //!
+//! Confluent framing (magic byte 0, 4-byte big-endian schema id, Avro datum) takes the writer
+//! schema from the Schema Registry ([`registry`]); an unreachable registry is reported as
+//! [`DecodeFailure::Registry`], which the pipeline waits out instead of dead-lettering.
+//!
 //! The inverse ([`Codec::encode`]) is here too, for the generator and the tests.
+
+pub mod registry;
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -17,6 +23,7 @@ use apache_avro::types::Value;
 use uuid::Uuid;
 
 use crate::event::{DispatchEvent, Envelope, Payload, SourcePosition, Stream};
+use registry::{RegistryClient, RegistryError};
 
 /// How the bytes of a topic are encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -24,6 +31,9 @@ use crate::event::{DispatchEvent, Envelope, Payload, SourcePosition, Stream};
 pub enum WireFormat {
     /// Avro binary datum, no framing; written with the configured writer schema.
     Avro,
+    /// Confluent wire format: magic byte 0, schema id (4 bytes, big-endian), Avro datum; the
+    /// writer schema comes from the Schema Registry.
+    AvroConfluent,
     /// One JSON object per message, with the Avro field names.
     Json,
 }
@@ -32,6 +42,7 @@ impl std::fmt::Display for WireFormat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             WireFormat::Avro => "avro",
+            WireFormat::AvroConfluent => "avro-confluent",
             WireFormat::Json => "json",
         })
     }
@@ -58,6 +69,24 @@ pub enum DecodeError {
     UnknownSymbol { field: String, symbol: String },
     #[error("field `{field}`: {message}")]
     InvalidValue { field: String, message: String },
+    #[error("Confluent framing: magic byte is {0:#04x}, expected 0x00")]
+    WrongMagicByte(u8),
+    #[error("Confluent framing: {0} bytes, shorter than the 5-byte header")]
+    TooShort(usize),
+    #[error("schema id {0} is not known to the schema registry")]
+    UnknownSchemaId(u32),
+    #[error("writer schema id {id} is unusable: {message}")]
+    BadWriterSchema { id: u32, message: String },
+}
+
+/// Why [`Codec::decode`] gave no event: the record is bad (dead-letter it), or the schema
+/// registry could not be asked (retry later; the record is fine as far as we know).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DecodeFailure {
+    #[error(transparent)]
+    Invalid(#[from] DecodeError),
+    #[error(transparent)]
+    Registry(RegistryError),
 }
 
 impl DecodeError {
@@ -69,6 +98,10 @@ impl DecodeError {
             DecodeError::WrongType { .. } => "wrong_type",
             DecodeError::UnknownSymbol { .. } => "unknown_enum_symbol",
             DecodeError::InvalidValue { .. } => "invalid_value",
+            DecodeError::WrongMagicByte(_) => "wrong_magic_byte",
+            DecodeError::TooShort(_) => "truncated_frame",
+            DecodeError::UnknownSchemaId(_) => "unknown_schema_id",
+            DecodeError::BadWriterSchema { .. } => "bad_writer_schema",
         }
     }
 }
@@ -113,10 +146,31 @@ pub fn bundled_schema(stream: Stream) -> &'static Schema {
         .expect("every stream has a schema")
 }
 
+/// Split a Confluent-framed message into schema id and Avro datum.
+pub fn confluent_header(bytes: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
+    if bytes.len() < 5 {
+        return Err(DecodeError::TooShort(bytes.len()));
+    }
+    if bytes[0] != 0 {
+        return Err(DecodeError::WrongMagicByte(bytes[0]));
+    }
+    let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+    Ok((id, &bytes[5..]))
+}
+
 /// Decodes and encodes the five streams.
-#[derive(Debug)]
 pub struct Codec {
     streams: HashMap<Stream, StreamSchemas>,
+    registry: Option<std::sync::Arc<RegistryClient>>,
+}
+
+impl std::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codec")
+            .field("streams", &self.streams)
+            .field("registry", &self.registry.is_some())
+            .finish()
+    }
 }
 
 /// Per-stream settings for [`Codec::new`].
@@ -159,7 +213,16 @@ impl Codec {
                 },
             );
         }
-        Ok(Codec { streams })
+        Ok(Codec {
+            streams,
+            registry: None,
+        })
+    }
+
+    /// Use this registry for Confluent-framed topics.
+    pub fn with_registry(mut self, registry: std::sync::Arc<RegistryClient>) -> Codec {
+        self.registry = Some(registry);
+        self
     }
 
     fn schemas(&self, stream: Stream) -> &StreamSchemas {
@@ -172,8 +235,57 @@ impl Codec {
         self.schemas(stream).format
     }
 
-    /// Decode one message of `stream`. `now_ms` bounds `occurred_at` (at most a day ahead).
-    pub fn decode(
+    /// Decode one message of `stream`, asking the schema registry for Confluent-framed ones.
+    /// `now_ms` bounds `occurred_at` (at most a day ahead).
+    pub async fn decode(
+        &self,
+        stream: Stream,
+        bytes: &[u8],
+        now_ms: i64,
+    ) -> Result<DispatchEvent, DecodeFailure> {
+        if self.schemas(stream).format != WireFormat::AvroConfluent {
+            return Ok(self.decode_local(stream, bytes, now_ms)?);
+        }
+        let (id, datum) = confluent_header(bytes)?;
+        let registry = self
+            .registry
+            .as_ref()
+            .expect("config validation requires schema_registry.url for avro-confluent topics");
+        let writer = registry.schema(id).await.map_err(|e| match e {
+            RegistryError::NotFound { id } => {
+                DecodeFailure::Invalid(DecodeError::UnknownSchemaId(id))
+            }
+            RegistryError::BadSchema { id, message } => {
+                DecodeFailure::Invalid(DecodeError::BadWriterSchema { id, message })
+            }
+            other => DecodeFailure::Registry(other),
+        })?;
+        Ok(self.decode_avro(stream, &writer, datum, now_ms)?)
+    }
+
+    /// Decode an Avro datum written with `writer`, resolved against the bundled reader schema.
+    pub fn decode_avro(
+        &self,
+        stream: Stream,
+        writer: &Schema,
+        datum: &[u8],
+        now_ms: i64,
+    ) -> Result<DispatchEvent, DecodeError> {
+        let reader = &self.schemas(stream).reader;
+        let mut cursor = Cursor::new(datum);
+        let value = apache_avro::from_avro_datum(writer, &mut cursor, Some(reader))
+            .map_err(|e| DecodeError::MalformedAvro(e.to_string()))?;
+        let rest = datum.len() - cursor.position() as usize;
+        if rest > 0 {
+            return Err(DecodeError::TrailingBytes(rest));
+        }
+        extract(stream, &value, now_ms)
+    }
+
+    /// Decode without the network: plain Avro and JSON as configured; a Confluent-framed message
+    /// is checked for its header and its datum read with the configured writer schema (what the
+    /// registry would have to return). For tests and fuzzing; the pipeline uses [`Codec::decode`].
+    pub fn decode_local(
         &self,
         stream: Stream,
         bytes: &[u8],
@@ -181,19 +293,10 @@ impl Codec {
     ) -> Result<DispatchEvent, DecodeError> {
         let schemas = self.schemas(stream);
         let value = match schemas.format {
-            WireFormat::Avro => {
-                let mut cursor = Cursor::new(bytes);
-                let value = apache_avro::from_avro_datum(
-                    &schemas.writer,
-                    &mut cursor,
-                    Some(&schemas.reader),
-                )
-                .map_err(|e| DecodeError::MalformedAvro(e.to_string()))?;
-                let rest = bytes.len() - cursor.position() as usize;
-                if rest > 0 {
-                    return Err(DecodeError::TrailingBytes(rest));
-                }
-                value
+            WireFormat::Avro => return self.decode_avro(stream, &schemas.writer, bytes, now_ms),
+            WireFormat::AvroConfluent => {
+                let (_, datum) = confluent_header(bytes)?;
+                return self.decode_avro(stream, &schemas.writer, datum, now_ms);
             }
             WireFormat::Json => {
                 let json: serde_json::Value = serde_json::from_slice(bytes)
@@ -204,14 +307,30 @@ impl Codec {
         extract(stream, &value, now_ms)
     }
 
-    /// Encode an event in its stream's configured format (bundled schema for Avro).
-    pub fn encode(&self, event: &DispatchEvent) -> Vec<u8> {
+    /// Encode an event in its stream's configured format with the bundled schema. For
+    /// `avro-confluent`, `schema_id` is the id the bundled schema has in the registry.
+    pub fn encode_with_id(&self, event: &DispatchEvent, schema_id: u32) -> Vec<u8> {
         let schemas = self.schemas(event.stream());
+        let datum = || {
+            apache_avro::to_avro_datum(&schemas.reader, to_avro_value(event))
+                .expect("events built by this crate match the bundled schema")
+        };
         match schemas.format {
-            WireFormat::Avro => apache_avro::to_avro_datum(&schemas.reader, to_avro_value(event))
-                .expect("events built by this crate match the bundled schema"),
+            WireFormat::Avro => datum(),
+            WireFormat::AvroConfluent => {
+                let mut out = Vec::with_capacity(64);
+                out.push(0);
+                out.extend_from_slice(&schema_id.to_be_bytes());
+                out.extend_from_slice(&datum());
+                out
+            }
             WireFormat::Json => serde_json::to_vec(&to_json(event)).expect("json"),
         }
+    }
+
+    /// [`Codec::encode_with_id`] with schema id 0 (irrelevant unless the format is Confluent).
+    pub fn encode(&self, event: &DispatchEvent) -> Vec<u8> {
+        self.encode_with_id(event, 0)
     }
 }
 

@@ -1,0 +1,195 @@
+//! Confluent Schema Registry client: `GET /schemas/ids/{id}` for the writer schema of a
+//! Confluent-framed record (cached forever: ids are immutable), with a request timeout, a few quick
+//! retries, and basic auth. `register` (`POST /subjects/{subject}/versions`) serves the generator.
+//!
+//! An unreachable registry is a retriable condition, never a reason to dead-letter a record: the
+//! pipeline waits and asks again. An id the registry does not know is permanent.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apache_avro::Schema;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    #[error("schema registry {url} unreachable: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("schema registry {url} answered {status}: {body}")]
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("schema id {id} is not known to the schema registry")]
+    NotFound { id: u32 },
+    #[error("schema id {id}: {message}")]
+    BadSchema { id: u32, message: String },
+}
+
+impl RegistryError {
+    /// Worth asking again later: network trouble, timeouts, 5xx, 429.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            RegistryError::Unreachable { .. } => true,
+            RegistryError::Status { status, .. } => *status >= 500 || *status == 429,
+            RegistryError::NotFound { .. } | RegistryError::BadSchema { .. } => false,
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct SchemaResponse {
+    schema: String,
+    #[serde(rename = "schemaType")]
+    schema_type: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct RegisterResponse {
+    id: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    pub timeout: Duration,
+    /// Quick retries inside one lookup before reporting the registry unreachable.
+    pub retries: u32,
+}
+
+pub struct RegistryClient {
+    http: reqwest::Client,
+    settings: RegistrySettings,
+    cache: Mutex<HashMap<u32, Arc<Schema>>>,
+}
+
+impl RegistryClient {
+    pub fn new(settings: RegistrySettings) -> RegistryClient {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .build()
+            .expect("HTTP client builds");
+        RegistryClient {
+            http,
+            settings,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.url.trim_end_matches('/'))
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if self.settings.username.is_empty() {
+            req
+        } else {
+            req.basic_auth(&self.settings.username, Some(&self.settings.password))
+        }
+    }
+
+    /// Schemas fetched so far.
+    pub fn cached(&self) -> usize {
+        self.cache.lock().expect("cache lock").len()
+    }
+
+    /// The writer schema with this id.
+    pub async fn schema(&self, id: u32) -> Result<Arc<Schema>, RegistryError> {
+        if let Some(s) = self.cache.lock().expect("cache lock").get(&id) {
+            return Ok(s.clone());
+        }
+        let url = self.url(&format!("/schemas/ids/{id}"));
+        let mut attempt = 0;
+        let body: SchemaResponse = loop {
+            match self.get_once(&url, id).await {
+                Ok(b) => break b,
+                Err(e) if e.is_retriable() && attempt < self.settings.retries => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if let Some(t) = body.schema_type.as_deref() {
+            if t != "AVRO" {
+                return Err(RegistryError::BadSchema {
+                    id,
+                    message: format!("schema type {t}, expected AVRO"),
+                });
+            }
+        }
+        let schema = Schema::parse_str(&body.schema).map_err(|e| RegistryError::BadSchema {
+            id,
+            message: format!("not a valid Avro schema: {e}"),
+        })?;
+        let schema = Arc::new(schema);
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .insert(id, schema.clone());
+        Ok(schema)
+    }
+
+    async fn get_once(&self, url: &str, id: u32) -> Result<SchemaResponse, RegistryError> {
+        let unreachable = |e: reqwest::Error| RegistryError::Unreachable {
+            url: self.settings.url.clone(),
+            message: e.to_string(),
+        };
+        let resp = self
+            .auth(self.http.get(url))
+            .header("Accept", "application/vnd.schemaregistry.v1+json")
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = resp.status().as_u16();
+        if status == 404 {
+            return Err(RegistryError::NotFound { id });
+        }
+        if status != 200 {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(RegistryError::Status {
+                url: url.to_string(),
+                status,
+                body,
+            });
+        }
+        resp.json::<SchemaResponse>()
+            .await
+            .map_err(|e| RegistryError::BadSchema {
+                id,
+                message: format!("unexpected registry response: {e}"),
+            })
+    }
+
+    /// Register `schema_json` under `subject`; returns its id.
+    pub async fn register(&self, subject: &str, schema_json: &str) -> Result<u32, RegistryError> {
+        let url = self.url(&format!("/subjects/{subject}/versions"));
+        let resp = self
+            .auth(self.http.post(&url))
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .json(&serde_json::json!({ "schema": schema_json }))
+            .send()
+            .await
+            .map_err(|e| RegistryError::Unreachable {
+                url: self.settings.url.clone(),
+                message: e.to_string(),
+            })?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(RegistryError::Status { url, status, body });
+        }
+        resp.json::<RegisterResponse>()
+            .await
+            .map(|r| r.id)
+            .map_err(|e| RegistryError::Status {
+                url,
+                status,
+                body: e.to_string(),
+            })
+    }
+}
