@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,6 +33,11 @@ pub enum Command {
         #[command(subcommand)]
         what: GenerateCommand,
     },
+    /// Reference tables for enrichment.
+    Reference {
+        #[command(subcommand)]
+        what: ReferenceCommand,
+    },
     /// Print a report from ClickHouse.
     Report {
         #[command(subcommand)]
@@ -55,10 +60,12 @@ pub enum GenerateCommand {
     },
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ReportName {
-    /// Events per stream that landed in ClickHouse.
-    Landed,
+#[derive(Debug, Subcommand)]
+pub enum ReferenceCommand {
+    /// Validate the tables in enrich.reference_dir: unique codes, every municipality in one
+    /// region at any date, no gaps or overlaps, successor chains ending in a current
+    /// municipality, region sizes as stated.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]

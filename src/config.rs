@@ -52,6 +52,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub topics: TopicsConfig,
     pub schema_registry: SchemaRegistryConfig,
+    pub enrich: EnrichConfig,
     pub clickhouse: ClickHouseConfig,
     pub batch: BatchConfig,
     pub telemetry: TelemetryConfig,
@@ -165,6 +166,31 @@ impl TopicsConfig {
     /// The stream a topic carries.
     pub fn stream_of(&self, topic: &str) -> Option<Stream> {
         Stream::ALL.into_iter().find(|s| self.get(*s).name == topic)
+    }
+}
+
+/// Enrichment rules and reference data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrichConfig {
+    /// Directory with the reference tables (see config/reference/README.md).
+    pub reference_dir: String,
+    /// A patient of at most this age is a child.
+    pub child_max_age_years: u8,
+    pub norm_a0_seconds: u16,
+    pub norm_a1_seconds: u16,
+    pub norm_a2_seconds: u16,
+}
+
+impl Default for EnrichConfig {
+    fn default() -> Self {
+        EnrichConfig {
+            reference_dir: "config/reference".into(),
+            child_max_age_years: 18,
+            norm_a0_seconds: 900,
+            norm_a1_seconds: 900,
+            norm_a2_seconds: 1800,
+        }
     }
 }
 
@@ -469,6 +495,30 @@ impl Config {
                 })?;
             }
         }
+        let en = &self.enrich;
+        if !Path::new(&en.reference_dir).is_dir() {
+            return Err(invalid(
+                "enrich.reference_dir",
+                &en.reference_dir,
+                "is not a directory (relative paths start at the working directory)",
+            ));
+        }
+        if en.child_max_age_years > 130 {
+            return Err(invalid(
+                "enrich.child_max_age_years",
+                en.child_max_age_years,
+                "must be at most 130",
+            ));
+        }
+        for (key, v) in [
+            ("enrich.norm_a0_seconds", en.norm_a0_seconds),
+            ("enrich.norm_a1_seconds", en.norm_a1_seconds),
+            ("enrich.norm_a2_seconds", en.norm_a2_seconds),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, 0, "must be positive"));
+            }
+        }
         let r = &self.schema_registry;
         if !(r.url.is_empty() || r.url.starts_with("http://") || r.url.starts_with("https://")) {
             return Err(invalid(
@@ -566,6 +616,23 @@ impl Config {
                 }
             })
             .collect()
+    }
+
+    /// Load the reference tables and build the enricher.
+    pub fn enricher(
+        &self,
+    ) -> Result<crate::enrich::Enricher, crate::enrich::reference::ReferenceError> {
+        let e = &self.enrich;
+        let reference = crate::enrich::reference::Reference::load(Path::new(&e.reference_dir))?;
+        Ok(crate::enrich::Enricher::new(
+            reference,
+            e.child_max_age_years,
+            crate::enrich::Norms {
+                a0: e.norm_a0_seconds,
+                a1: e.norm_a1_seconds,
+                a2: e.norm_a2_seconds,
+            },
+        ))
     }
 
     /// Registry client settings, if a registry is configured.

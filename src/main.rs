@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use dispatch_ingest::cli::{Cli, Command, GenerateCommand, ReportCommand};
+use dispatch_ingest::cli::{Cli, Command, GenerateCommand, ReferenceCommand, ReportCommand};
 use dispatch_ingest::config::Config;
 use dispatch_ingest::decode::Codec;
 use dispatch_ingest::generate::{self, SampleOptions};
@@ -103,6 +103,25 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             let ids = generate::register_schemas(&config).await?;
             let n = generate::produce(&config, &codec, &ids, &events, |_| {}).await?;
             println!("produced {n} events for {incidents} incidents (seed {seed})");
+            Ok(())
+        }
+        Command::Reference {
+            what: ReferenceCommand::Check,
+        } => {
+            let enricher = config.enricher()?;
+            let problems = enricher.reference.check();
+            println!(
+                "{}: {}",
+                config.enrich.reference_dir,
+                enricher.reference.summary()
+            );
+            for p in &problems {
+                println!("problem: {p}");
+            }
+            if !problems.is_empty() {
+                anyhow::bail!("{} problem(s) in the reference tables", problems.len());
+            }
+            println!("reference tables OK");
             Ok(())
         }
         Command::Report {

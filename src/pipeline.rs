@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::decode::registry::RegistryClient;
 use crate::decode::{Codec, DecodeFailure, RecordError};
 use crate::dlq::DeadLetters;
-use crate::enrich::{self, Meta};
+use crate::enrich::{self, Enricher, Meta};
 use crate::sink::{now_secs, EventRow, Sink, SinkError};
 use crate::source::{Done, KafkaSource, RawRecord};
 use crate::telemetry::{self, Health};
@@ -34,6 +34,8 @@ pub enum PipelineError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("Avro schema: {0}")]
     Schema(#[from] apache_avro::Error),
+    #[error(transparent)]
+    Reference(#[from] crate::enrich::reference::ReferenceError),
     #[error("ClickHouse database `{database}` lacks migrations {pending:?}: run `dispatch-ingest migrate` first")]
     PendingMigrations {
         database: String,
@@ -95,13 +97,21 @@ pub async fn run(
         codec = codec.with_registry(Arc::new(RegistryClient::new(settings)));
     }
     let codec = Arc::new(codec);
+    let enricher = Arc::new(config.enricher()?);
     let dlq = Arc::new(DeadLetters::new(&config.kafka)?);
     let source = Arc::new(KafkaSource::new(&config)?);
     let capacity = config.batch.channel_capacity;
     let (tx_raw, rx_raw) = mpsc::channel::<RawRecord>(capacity);
     let (tx_item, rx_item) = mpsc::channel::<Item>(capacity);
 
-    let process = tokio::spawn(process_stage(rx_raw, tx_item, codec, dlq, counters.clone()));
+    let process = tokio::spawn(process_stage(
+        rx_raw,
+        tx_item,
+        codec,
+        enricher,
+        dlq,
+        counters.clone(),
+    ));
     let sink_task = tokio::spawn(sink_stage(
         rx_item,
         sink,
@@ -165,11 +175,12 @@ async fn process_stage(
     mut rx: mpsc::Receiver<RawRecord>,
     tx: mpsc::Sender<Item>,
     codec: Arc<Codec>,
+    enricher: Arc<Enricher>,
     dlq: Arc<DeadLetters>,
     counters: Arc<Counters>,
 ) {
     while let Some(record) = rx.recv().await {
-        let item = process(&record, &codec, &dlq, &counters).await;
+        let item = process(&record, &codec, &enricher, &dlq, &counters).await;
         if tx.send(item).await.is_err() {
             break;
         }
@@ -182,6 +193,7 @@ async fn process_stage(
 async fn process(
     record: &RawRecord,
     codec: &Codec,
+    enricher: &Enricher,
     dlq: &DeadLetters,
     counters: &Counters,
 ) -> Item {
@@ -196,14 +208,16 @@ async fn process(
     let mut attempt = 0u32;
     loop {
         match codec.decode(record.stream, bytes, now_ms()).await {
-            Ok(event) => {
+            Ok((event, schema_id)) => {
                 let row = enrich::to_row(
                     &event,
                     &Meta {
                         position: &record.position,
                         format: codec.format(record.stream),
+                        schema_id,
                         ingested_at: now_secs(),
                     },
+                    enricher,
                 );
                 return Item::Row(Box::new(row), done);
             }

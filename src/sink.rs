@@ -26,11 +26,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order. A test checks this list against the directory.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_dispatch_events",
-    sql: include_str!("../schemas/clickhouse/migrations/0001_dispatch_events.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_dispatch_events",
+        sql: include_str!("../schemas/clickhouse/migrations/0001_dispatch_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_enrichment",
+        sql: include_str!("../schemas/clickhouse/migrations/0002_enrichment.sql"),
+    },
+];
 
 /// Report queries under `schemas/clickhouse/queries/`, by name.
 pub const QUERIES: &[(&str, &str)] = &[(
@@ -167,7 +174,7 @@ impl std::fmt::Display for ServerVersion {
 }
 
 /// A row of `dispatch_events`. Field names are the column names.
-#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Row, Serialize, Deserialize)]
 pub struct EventRow {
     #[serde(with = "clickhouse::serde::uuid")]
     pub event_id: Uuid,
@@ -196,6 +203,22 @@ pub struct EventRow {
     pub wire_format: String,
     /// DateTime: UTC seconds.
     pub ingested_at: u32,
+    // Enrichment (migration 0002).
+    pub urgency_vui: Option<String>,
+    pub urgency_rank: Option<u8>,
+    pub is_emergency: Option<u8>,
+    pub response_norm_seconds: Option<u16>,
+    pub is_child: Option<u8>,
+    pub is_trauma: Option<u8>,
+    pub trauma_source: Option<String>,
+    pub municipality_name: Option<String>,
+    pub region_code: Option<String>,
+    pub region_name: Option<String>,
+    pub province_code: Option<String>,
+    pub province_name: Option<String>,
+    pub municipality_code_current: Option<String>,
+    pub mmt_station_norm: Option<String>,
+    pub schema_id: Option<u32>,
 }
 
 impl EventRow {
@@ -216,6 +239,15 @@ impl EventRow {
             + opt(&self.cancel_reason)
             + opt(&self.transport_mode)
             + opt(&self.destination)
+            + opt(&self.urgency_vui)
+            + opt(&self.trauma_source)
+            + opt(&self.municipality_name)
+            + opt(&self.region_code)
+            + opt(&self.region_name)
+            + opt(&self.province_code)
+            + opt(&self.province_name)
+            + opt(&self.municipality_code_current)
+            + opt(&self.mmt_station_norm)
     }
 }
 

@@ -29,6 +29,8 @@ pub const OFFSET_COMMIT_ERRORS: &str = "dispatch_ingest_offset_commit_errors_tot
 pub const REBALANCES: &str = "dispatch_ingest_rebalances_total";
 pub const KAFKA_ERRORS: &str = "dispatch_ingest_kafka_errors_total";
 pub const REGISTRY_ERRORS: &str = "dispatch_ingest_schema_registry_errors_total";
+pub const UNKNOWN_MUNICIPALITY: &str = "dispatch_ingest_unknown_municipality_total";
+pub const UNKNOWN_MMT_STATION: &str = "dispatch_ingest_unknown_mmt_station_total";
 pub const UP: &str = "dispatch_ingest_up";
 
 /// Describe every metric (so they show with HELP/TYPE lines).
@@ -65,6 +67,14 @@ pub fn describe() {
     describe_counter!(
         REGISTRY_ERRORS,
         "Schema registry lookups that failed retriably (the record waits; it is not dead-lettered)."
+    );
+    describe_counter!(
+        UNKNOWN_MUNICIPALITY,
+        "Events whose municipality code the reference table does not know on the event date (kept, region unknown)."
+    );
+    describe_counter!(
+        UNKNOWN_MMT_STATION,
+        "Alerts whose MMT station matches no station operating on the event date (kept, station unknown)."
     );
     describe_gauge!(UP, "1 while the pipeline runs.");
 }
@@ -145,6 +155,23 @@ pub fn registry_unavailable(
         error = %error,
         "schema registry unavailable; the record waits and is decoded when it answers"
     );
+}
+
+/// Counted every time; logged the first time a code is seen (`first`).
+pub fn unknown_municipality(code: &str, date: chrono::NaiveDate, first: bool) {
+    counter!(UNKNOWN_MUNICIPALITY).increment(1);
+    if first {
+        tracing::warn!(
+            code,
+            %date,
+            "municipality code not in the reference table on this date; event kept with region unknown (logged once per code)"
+        );
+    }
+}
+
+pub fn unknown_mmt_station(raw: &str, date: chrono::NaiveDate) {
+    counter!(UNKNOWN_MMT_STATION).increment(1);
+    tracing::debug!(station = raw, %date, "unknown MMT station; kept as unknown");
 }
 
 pub fn set_up(up: bool) {

@@ -230,3 +230,162 @@ async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_land() {
     svc.stop();
     env.cleanup().await;
 }
+
+#[derive(Debug, Default, PartialEq, clickhouse::Row, serde::Deserialize)]
+struct EnrichedRow {
+    event_type: String,
+    urgency_vui: Option<String>,
+    urgency_rank: Option<u8>,
+    response_norm_seconds: Option<u16>,
+    is_child: Option<u8>,
+    is_trauma: Option<u8>,
+    municipality_name: Option<String>,
+    region_code: Option<String>,
+    province_name: Option<String>,
+    municipality_code_current: Option<String>,
+    mmt_station_norm: Option<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enriched_rows_land_for_all_five_streams() {
+    let env = TestEnv::new("enrich").await;
+    env.run_cli(&["migrate"]);
+    let codec = Codec::bundled(WireFormat::Avro);
+    // 2022-12-31 12:00 UTC: Brielle still exists; it became Voorne aan Zee the next day.
+    let t = 1_672_488_000_000;
+    let env_of = |incident: &str, at: i64| Envelope {
+        event_id: Uuid::new_v4(),
+        incident_id: incident.into(),
+        dispatch_centre: "MKA Rotterdam-Rijnmond".into(),
+        occurred_at_ms: at,
+    };
+    let events = vec![
+        DispatchEvent {
+            envelope: env_of("INC-E1", t),
+            payload: Payload::Call {
+                urgency: "B".into(),
+                municipality_code: "GM0501".into(),
+                patient_age_years: Some(10),
+                triage_code: Some("BURN".into()),
+            },
+        },
+        DispatchEvent {
+            envelope: env_of("INC-E2", t),
+            payload: Payload::Call {
+                urgency: "A0".into(),
+                municipality_code: "GM9999".into(),
+                patient_age_years: None,
+                triage_code: None,
+            },
+        },
+        DispatchEvent {
+            envelope: env_of("INC-E1", t + 60_000),
+            payload: Payload::Alert {
+                unit_id: "LL4".into(),
+                unit_type: "MMT_HELICOPTER".into(),
+                mmt_station: Some("Lifeliner 4".into()),
+                dispatch_kind: "PRIMARY".into(),
+                urgency: Some("A1".into()),
+            },
+        },
+        DispatchEvent {
+            envelope: env_of("INC-E1", t + 120_000),
+            payload: Payload::Cancel {
+                unit_id: "LL4".into(),
+                cancel_reason: "AMBULANCE_ASSESSED_NOT_NEEDED".into(),
+            },
+        },
+        DispatchEvent {
+            envelope: env_of("INC-E1", t + 300_000),
+            payload: Payload::OnScene {
+                unit_id: "AMB-17-001".into(),
+            },
+        },
+        DispatchEvent {
+            envelope: env_of("INC-E1", t + 900_000),
+            payload: Payload::Transport {
+                unit_id: "AMB-17-001".into(),
+                mode: "AMBULANCE".into(),
+                mmt_physician_accompanies: false,
+                destination: Some("Erasmus MC".into()),
+                patient_age_years: Some(10),
+                trauma: Some(true),
+            },
+        },
+    ];
+    let records = common::records_for(&env, &codec, &events, |_| 0);
+    env.produce_many(&records).await;
+    let mut svc = env.spawn_service("enrich");
+    svc.wait_healthy(Duration::from_secs(30)).await;
+    env.wait_for_count("1", events.len() as u64, Duration::from_secs(60))
+        .await;
+
+    let rows: Vec<EnrichedRow> = env
+        .clickhouse()
+        .query(&format!(
+            "SELECT event_type, urgency_vui, urgency_rank, response_norm_seconds, is_child, is_trauma, \
+             municipality_name, region_code, province_name, municipality_code_current, mmt_station_norm \
+             FROM {}.dispatch_events ORDER BY occurred_at_ms, event_type, incident_id",
+            env.database
+        ))
+        .fetch_all()
+        .await
+        .unwrap();
+    let s = |v: &str| Some(v.to_string());
+    let expected = vec![
+        EnrichedRow {
+            event_type: "call".into(),
+            urgency_vui: s("B2"),
+            urgency_rank: Some(5),
+            is_child: Some(1),
+            is_trauma: Some(1),
+            municipality_name: s("Brielle"),
+            region_code: s("VR17"),
+            province_name: s("Zuid-Holland"),
+            municipality_code_current: s("GM1992"),
+            ..Default::default()
+        },
+        EnrichedRow {
+            event_type: "call".into(),
+            urgency_vui: s("A0"),
+            urgency_rank: Some(1),
+            response_norm_seconds: Some(900),
+            municipality_name: s("unknown"),
+            region_code: s("unknown"),
+            province_name: s("unknown"),
+            municipality_code_current: s("GM9999"),
+            ..Default::default()
+        },
+        EnrichedRow {
+            event_type: "alert".into(),
+            urgency_vui: s("A1"),
+            urgency_rank: Some(2),
+            response_norm_seconds: Some(900),
+            mmt_station_norm: s("Eelde"),
+            ..Default::default()
+        },
+        EnrichedRow {
+            event_type: "cancel".into(),
+            ..Default::default()
+        },
+        EnrichedRow {
+            event_type: "on_scene".into(),
+            ..Default::default()
+        },
+        EnrichedRow {
+            event_type: "transport".into(),
+            is_child: Some(1),
+            is_trauma: Some(1),
+            ..Default::default()
+        },
+    ];
+    assert_eq!(rows, expected);
+    // The unknown municipality was counted, not dropped.
+    assert_eq!(
+        svc.metric("dispatch_ingest_unknown_municipality_total")
+            .await,
+        1.0
+    );
+    svc.stop();
+    env.cleanup().await;
+}

@@ -37,6 +37,9 @@ cargo clippy --quiet --all-targets -- -D warnings
 step "cargo test (unit + integration against the local servers)"
 cargo test --all-targets
 
+step "dispatch-ingest reference check (config/reference)"
+target/debug/dispatch-ingest reference check
+
 step "fuzz the decoder for ${FUZZ_SECONDS:=45} s (cargo +nightly fuzz; seeds in fuzz/seeds/decode)"
 if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "the nightly toolchain is needed for cargo fuzz (rustup toolchain install nightly)" >&2

@@ -236,15 +236,16 @@ impl Codec {
     }
 
     /// Decode one message of `stream`, asking the schema registry for Confluent-framed ones.
-    /// `now_ms` bounds `occurred_at` (at most a day ahead).
+    /// `now_ms` bounds `occurred_at` (at most a day ahead). Returns the event and, for
+    /// Confluent framing, the writer schema id.
     pub async fn decode(
         &self,
         stream: Stream,
         bytes: &[u8],
         now_ms: i64,
-    ) -> Result<DispatchEvent, DecodeFailure> {
+    ) -> Result<(DispatchEvent, Option<u32>), DecodeFailure> {
         if self.schemas(stream).format != WireFormat::AvroConfluent {
-            return Ok(self.decode_local(stream, bytes, now_ms)?);
+            return Ok((self.decode_local(stream, bytes, now_ms)?, None));
         }
         let (id, datum) = confluent_header(bytes)?;
         let registry = self
@@ -260,7 +261,7 @@ impl Codec {
             }
             other => DecodeFailure::Registry(other),
         })?;
-        Ok(self.decode_avro(stream, &writer, datum, now_ms)?)
+        Ok((self.decode_avro(stream, &writer, datum, now_ms)?, Some(id)))
     }
 
     /// Decode an Avro datum written with `writer`, resolved against the bundled reader schema.
