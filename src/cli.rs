@@ -38,6 +38,9 @@ pub enum Command {
         #[command(subcommand)]
         what: ReferenceCommand,
     },
+    /// Compare, per topic and partition, what Kafka holds below the committed offset with what
+    /// ClickHouse and the dead-letter topic hold. Exits 1 on any difference.
+    Audit,
     /// Print a report from ClickHouse.
     Report {
         #[command(subcommand)]

@@ -76,6 +76,8 @@ pub struct KafkaConfig {
     pub session_timeout_ms: u32,
     pub max_poll_interval_ms: u32,
     pub commit_interval_ms: u32,
+    /// Upper bound of librdkafka's prefetch queue per instance (queued.max.messages.kbytes).
+    pub fetch_queue_kbytes: u32,
     pub dlq_topic: String,
     pub security_protocol: String,
     pub sasl_mechanism: String,
@@ -95,6 +97,7 @@ impl Default for KafkaConfig {
             session_timeout_ms: 45_000,
             max_poll_interval_ms: 300_000,
             commit_interval_ms: 1_000,
+            fetch_queue_kbytes: 16_384,
             dlq_topic: "dispatch.dlq".into(),
             security_protocol: "plaintext".into(),
             sasl_mechanism: String::new(),
@@ -440,6 +443,13 @@ impl Config {
                     "must be at least kafka.session_timeout_ms ({})",
                     k.session_timeout_ms
                 ),
+            ));
+        }
+        if k.fetch_queue_kbytes < 1024 {
+            return Err(invalid(
+                "kafka.fetch_queue_kbytes",
+                k.fetch_queue_kbytes,
+                "must be at least 1024",
             ));
         }
         if k.commit_interval_ms == 0 {

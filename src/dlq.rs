@@ -9,6 +9,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 use crate::config::KafkaConfig;
+use crate::event::SourcePosition;
 use crate::source::{client_config, RawRecord};
 use crate::telemetry;
 
@@ -39,13 +40,33 @@ impl DeadLetters {
     /// Write `record` to the dead-letter topic and wait for the acknowledgement, retrying with
     /// backoff until it is acknowledged: a bad record is never dropped.
     pub async fn send(&self, record: &RawRecord, kind: &str, message: &str) {
-        let pos = &record.position;
+        self.send_parts(
+            record.key.as_deref(),
+            record.payload.as_deref(),
+            &record.headers,
+            &record.position,
+            kind,
+            message,
+        )
+        .await;
+    }
+
+    /// [`DeadLetters::send`] from parts: key, payload and headers to write, the source position.
+    pub async fn send_parts(
+        &self,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        extra_headers: &[(String, Vec<u8>)],
+        pos: &SourcePosition,
+        kind: &str,
+        message: &str,
+    ) {
         let partition = pos.partition.to_string();
         let offset = pos.offset.to_string();
         let mut backoff = Duration::from_millis(100);
         loop {
             let mut headers = OwnedHeaders::new();
-            for (k, v) in &record.headers {
+            for (k, v) in extra_headers {
                 headers = headers.insert(Header {
                     key: k,
                     value: Some(v.as_slice()),
@@ -74,11 +95,11 @@ impl DeadLetters {
                 });
             let mut fr: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(&self.topic).headers(headers);
-            if let Some(key) = &record.key {
-                fr = fr.key(key.as_slice());
+            if let Some(key) = key {
+                fr = fr.key(key);
             }
-            if let Some(payload) = &record.payload {
-                fr = fr.payload(payload.as_slice());
+            if let Some(payload) = payload {
+                fr = fr.payload(payload);
             }
             match self
                 .producer

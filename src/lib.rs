@@ -26,11 +26,13 @@
 //! * [`pipeline`]: wires the stages over bounded channels; takes a shutdown future so it can be
 //!   stopped from a test as well as from a signal.
 //!
-//! Beside them: [`config`] (TOML + environment, validated before anything starts),
+//! Beside them: [`audit`] (does every committed record sit in ClickHouse or on the DLQ?),
+//! [`config`] (TOML + environment, validated before anything starts),
 //! [`telemetry`] (the one place where every metric is named; logs; `/metrics` and `/health`),
 //! [`event`] (the domain types shared by all stages), [`generate`] (sample and synthetic
 //! streams), [`report`] (what landed, for people) and [`cli`] (the `dispatch-ingest` command).
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod decode;

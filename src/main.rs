@@ -124,6 +124,20 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             println!("reference tables OK");
             Ok(())
         }
+        Command::Audit => {
+            let sink = Sink::connect(&config.clickhouse).await?;
+            let rows = dispatch_ingest::audit::audit(&config, &sink).await?;
+            print!("{}", dispatch_ingest::audit::render(&rows));
+            let bad: Vec<String> = rows
+                .iter()
+                .filter(|r| r.missing() != 0)
+                .map(|r| format!("{}/{}: {}", r.topic, r.partition, r.missing()))
+                .collect();
+            if !bad.is_empty() {
+                anyhow::bail!("records unaccounted for in {}", bad.join(", "));
+            }
+            Ok(())
+        }
         Command::Report {
             what: ReportCommand::Landed,
         } => {

@@ -22,7 +22,7 @@ use crate::decode::registry::RegistryClient;
 use crate::decode::{Codec, DecodeFailure, RecordError};
 use crate::dlq::DeadLetters;
 use crate::enrich::{self, Enricher, Meta};
-use crate::sink::{now_secs, EventRow, Sink, SinkError};
+use crate::sink::{classify, now_secs, EventRow, InsertFailure, Sink, SinkError};
 use crate::source::{Done, KafkaSource, RawRecord};
 use crate::telemetry::{self, Health};
 
@@ -109,15 +109,18 @@ pub async fn run(
         tx_item,
         codec,
         enricher,
-        dlq,
+        dlq.clone(),
         counters.clone(),
     ));
     let sink_task = tokio::spawn(sink_stage(
         rx_item,
-        sink,
-        source.clone(),
-        config.clone(),
-        counters.clone(),
+        SinkContext {
+            sink,
+            source: source.clone(),
+            dlq: dlq.clone(),
+            config: config.clone(),
+            counters: counters.clone(),
+        },
     ));
     health.set_ready(true);
     tracing::info!("pipeline running");
@@ -244,7 +247,10 @@ async fn process(
 
 struct Batch {
     rows: Vec<EventRow>,
-    done: Vec<Done>,
+    /// Where each row came from (same index as `rows`).
+    row_done: Vec<Done>,
+    /// Records finished without a row (dead-lettered upstream), released with this batch.
+    other_done: Vec<Done>,
     bytes: usize,
     started: Option<tokio::time::Instant>,
 }
@@ -253,21 +259,25 @@ impl Batch {
     fn new() -> Batch {
         Batch {
             rows: Vec::new(),
-            done: Vec::new(),
+            row_done: Vec::new(),
+            other_done: Vec::new(),
             bytes: 0,
             started: None,
         }
     }
 }
 
-async fn sink_stage(
-    mut rx: mpsc::Receiver<Item>,
+/// What the sink stage needs besides its input.
+struct SinkContext {
     sink: Sink,
     source: Arc<KafkaSource>,
+    dlq: Arc<DeadLetters>,
     config: Config,
     counters: Arc<Counters>,
-) {
-    let b = &config.batch;
+}
+
+async fn sink_stage(mut rx: mpsc::Receiver<Item>, ctx: SinkContext) {
+    let b = &ctx.config.batch;
     let max_wait = Duration::from_millis(b.max_wait_ms);
     let mut batch = Batch::new();
     loop {
@@ -277,26 +287,26 @@ async fn sink_stage(
                 Some(Item::Row(row, done)) => {
                     batch.bytes += row.approx_bytes();
                     batch.rows.push(*row);
-                    batch.done.push(done);
+                    batch.row_done.push(done);
                     batch.started.get_or_insert_with(tokio::time::Instant::now);
                     if batch.rows.len() >= b.max_rows || batch.bytes >= b.max_bytes {
-                        flush(&mut batch, &sink, &source, &config, &counters).await;
+                        flush(&mut batch, &ctx).await;
                     }
                 }
                 Some(Item::Finished(done)) => {
                     if batch.rows.is_empty() {
-                        source.ack(&[done]);
+                        ctx.source.ack(&[done]);
                     } else {
-                        batch.done.push(done);
+                        batch.other_done.push(done);
                     }
                 }
                 None => {
-                    flush(&mut batch, &sink, &source, &config, &counters).await;
+                    flush(&mut batch, &ctx).await;
                     return;
                 }
             },
             _ = sleep_until(flush_at), if flush_at.is_some() => {
-                flush(&mut batch, &sink, &source, &config, &counters).await;
+                flush(&mut batch, &ctx).await;
             }
         }
     }
@@ -309,55 +319,119 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Insert the batch, retrying with exponential backoff and jitter until ClickHouse acknowledges
-/// it; only then release its offsets. The rows stay in memory between attempts.
-async fn flush(
-    batch: &mut Batch,
-    sink: &Sink,
-    source: &KafkaSource,
-    config: &Config,
-    counters: &Counters,
-) {
+/// Insert the batch and only then release its offsets. Retriable failures (and a table that does
+/// not match, which needs an operator) are retried with exponential backoff and jitter, the rows
+/// staying in memory. When ClickHouse rejects row data, the batch is split until the rejected rows
+/// are isolated; those go to the dead-letter topic (the row as JSON, with the reason and the source
+/// position) and the rest is inserted. Nothing is acknowledged that is not in ClickHouse or on
+/// the dead-letter topic.
+async fn flush(batch: &mut Batch, ctx: &SinkContext) {
     if batch.rows.is_empty() {
-        if !batch.done.is_empty() {
-            source.ack(&batch.done);
+        if !batch.other_done.is_empty() {
+            ctx.source.ack(&batch.other_done);
         }
         *batch = Batch::new();
         return;
     }
-    let c = &config.clickhouse;
+    let started = Instant::now();
+    let mut pending: Vec<std::ops::Range<usize>> = Vec::new();
+    pending.push(0..batch.rows.len());
+    let mut rejected: Vec<(usize, String)> = Vec::new();
+    let mut inserts = 0usize;
+    while let Some(range) = pending.pop() {
+        match insert_with_retry(&batch.rows[range.clone()], ctx).await {
+            Ok(()) => inserts += 1,
+            Err(e) if range.len() == 1 => rejected.push((range.start, e)),
+            Err(_) => {
+                let mid = range.start + range.len() / 2;
+                pending.push(mid..range.end);
+                pending.push(range.start..mid);
+            }
+        }
+    }
+    for (i, reason) in &rejected {
+        let row = &batch.rows[*i];
+        let done = &batch.row_done[*i];
+        let pos = crate::event::SourcePosition {
+            topic: done.topic.clone(),
+            partition: done.partition,
+            offset: done.offset,
+        };
+        let payload = serde_json::to_vec(row).unwrap_or_default();
+        let message = format!("{pos}: ClickHouse rejected the row: {reason}");
+        ctx.dlq
+            .send_parts(
+                Some(row.incident_id.as_bytes()),
+                Some(&payload),
+                &[],
+                &pos,
+                "clickhouse_rejected",
+                &message,
+            )
+            .await;
+    }
+    let inserted = batch.rows.len() - rejected.len();
+    telemetry::insert_batch_done(inserted, started.elapsed());
+    let mut per_topic: BTreeMap<&str, u64> = BTreeMap::new();
+    for (i, r) in batch.rows.iter().enumerate() {
+        if !rejected.iter().any(|(j, _)| *j == i) {
+            *per_topic.entry(r.source_topic.as_str()).or_default() += 1;
+        }
+    }
+    for (topic, n) in per_topic {
+        telemetry::records_inserted(topic, n);
+    }
+    if inserts > 1 {
+        tracing::warn!(
+            rows = batch.rows.len(),
+            rejected = rejected.len(),
+            inserts,
+            "ClickHouse rejected row data; the batch was split and the rejected rows dead-lettered"
+        );
+    }
+    ctx.counters
+        .inserted
+        .fetch_add(inserted as u64, Ordering::SeqCst);
+    ctx.counters
+        .dead_lettered
+        .fetch_add(rejected.len() as u64, Ordering::SeqCst);
+    ctx.source.ack(&batch.row_done);
+    ctx.source.ack(&batch.other_done);
+    *batch = Batch::new();
+}
+
+/// Insert `rows`, retrying until ClickHouse acknowledges them; `Err` only when it rejects the
+/// data itself ([`InsertFailure::RowData`]).
+async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), String> {
+    let c = &ctx.config.clickhouse;
     let timeout = Duration::from_millis(c.request_timeout_ms);
     let mut backoff = Duration::from_millis(c.retry_initial_ms);
     let max = Duration::from_millis(c.retry_max_ms);
     let mut attempt = 0u32;
     loop {
-        let started = Instant::now();
-        match sink.insert(&batch.rows, timeout).await {
-            Ok(()) => {
-                telemetry::insert_batch_done(batch.rows.len(), started.elapsed());
-                let mut per_topic: BTreeMap<&str, u64> = BTreeMap::new();
-                for r in &batch.rows {
-                    *per_topic.entry(r.source_topic.as_str()).or_default() += 1;
-                }
-                for (topic, n) in per_topic {
-                    telemetry::records_inserted(topic, n);
-                }
-                counters
-                    .inserted
-                    .fetch_add(batch.rows.len() as u64, Ordering::SeqCst);
-                source.ack(&batch.done);
-                *batch = Batch::new();
-                return;
-            }
-            Err(e) => {
-                attempt += 1;
-                let jitter = rand::rng().random_range(0.5..1.0);
-                let wait = backoff.mul_f64(jitter);
-                telemetry::insert_failed(batch.rows.len(), attempt, wait, &e);
-                tokio::time::sleep(wait).await;
-                backoff = (backoff * 2).min(max);
-            }
+        let err = match ctx.sink.insert(rows, timeout).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let kind = match &err {
+            SinkError::ClickHouse { source, .. } => classify(source),
+            _ => InsertFailure::Retriable,
+        };
+        if kind == InsertFailure::RowData {
+            return Err(err.to_string());
         }
+        attempt += 1;
+        let jitter = rand::rng().random_range(0.5..1.0);
+        let wait = backoff.mul_f64(jitter);
+        telemetry::insert_failed(
+            rows.len(),
+            attempt,
+            wait,
+            &err,
+            kind == InsertFailure::Schema,
+        );
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(max);
     }
 }
 

@@ -126,25 +126,54 @@ impl SinkError {
     }
 }
 
-/// Network errors, timeouts and server-side overload/unavailability are retriable; type and parse
-/// errors (e.g. Code: 53, 117) are not.
-pub fn is_retriable(e: &clickhouse::error::Error) -> bool {
+/// How a failed insert is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertFailure {
+    /// Network, timeouts, overload, server restarts: try the same batch again.
+    Retriable,
+    /// The server rejects the data of some row (type, parse, enum value): isolate the rows and
+    /// dead-letter the rejected ones.
+    RowData,
+    /// The table does not match (missing table/column, syntax): a deployment problem. Retried
+    /// with backoff and logged as an error until fixed; never dead-lettered.
+    Schema,
+}
+
+/// ClickHouse error codes (as in `Code: N,`) that reject row data: parse and type errors, enum
+/// values, a data check (`throwIf` in a MATERIALIZED column, 395) or a CHECK constraint (469).
+const ROW_DATA_CODES: [u32; 13] = [6, 26, 27, 36, 38, 41, 53, 69, 70, 117, 395, 469, 691];
+/// ClickHouse error codes that mean the table or statement does not match this version.
+const SCHEMA_CODES: [u32; 5] = [16, 47, 60, 62, 81];
+
+fn error_code(msg: &str) -> Option<u32> {
+    let rest = &msg[msg.find("Code: ")? + 6..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+pub fn classify(e: &clickhouse::error::Error) -> InsertFailure {
     use clickhouse::error::Error as E;
     match e {
-        E::Network(_) | E::TimedOut => true,
         E::BadResponse(msg) => {
-            const PERMANENT: [&str; 6] = [
-                "Code: 53,",  // TYPE_MISMATCH
-                "Code: 117,", // INCORRECT_DATA
-                "Code: 27,",  // CANNOT_PARSE_INPUT_ASSERTION_FAILED
-                "Code: 60,",  // UNKNOWN_TABLE
-                "Code: 16,",  // NO_SUCH_COLUMN_IN_TABLE
-                "Code: 62,",  // SYNTAX_ERROR
-            ];
-            !PERMANENT.iter().any(|c| msg.contains(c))
+            // 18.16 reports an enum value outside the type as a LOGICAL_ERROR (49).
+            if msg.contains("Unexpected value") {
+                return InsertFailure::RowData;
+            }
+            match error_code(msg) {
+                Some(c) if ROW_DATA_CODES.contains(&c) => InsertFailure::RowData,
+                Some(c) if SCHEMA_CODES.contains(&c) => InsertFailure::Schema,
+                _ => InsertFailure::Retriable,
+            }
         }
-        _ => false,
+        _ => InsertFailure::Retriable,
     }
+}
+
+/// Whether trying the same request again can succeed.
+pub fn is_retriable(e: &clickhouse::error::Error) -> bool {
+    classify(e) == InsertFailure::Retriable
 }
 
 /// ClickHouse server version, e.g. 18.16.1.
@@ -521,6 +550,47 @@ mod tests {
         assert_eq!(ServerVersion::parse("x"), None);
         assert!(!ServerVersion(18, 16, 1).supports_validation());
         assert!(ServerVersion(24, 3, 0).supports_validation());
+    }
+
+    #[test]
+    fn insert_errors_are_classified() {
+        use clickhouse::error::Error as E;
+        let bad = |m: &str| E::BadResponse(m.to_string());
+        assert_eq!(classify(&E::TimedOut), InsertFailure::Retriable);
+        assert_eq!(
+            classify(&bad(
+                "Code: 252, e.displayText() = DB::Exception: Too many parts"
+            )),
+            InsertFailure::Retriable
+        );
+        assert_eq!(
+            classify(&bad(
+                "Code: 53, e.displayText() = DB::Exception: Type mismatch"
+            )),
+            InsertFailure::RowData
+        );
+        assert_eq!(
+            classify(&bad(
+                "Code: 691. DB::Exception: Unknown element 'x' for enum"
+            )),
+            InsertFailure::RowData
+        );
+        assert_eq!(
+            classify(&bad(
+                "Code: 49, e.displayText() = DB::Exception: Unexpected value 7 for type Enum8"
+            )),
+            InsertFailure::RowData
+        );
+        assert_eq!(
+            classify(&bad(
+                "Code: 60, e.displayText() = DB::Exception: Table x doesn't exist"
+            )),
+            InsertFailure::Schema
+        );
+        assert_eq!(
+            classify(&bad("Code: 16, No such column")),
+            InsertFailure::Schema
+        );
     }
 
     #[test]

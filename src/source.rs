@@ -241,7 +241,11 @@ impl KafkaSource {
                 },
             )
             .set("session.timeout.ms", k.session_timeout_ms.to_string())
-            .set("max.poll.interval.ms", k.max_poll_interval_ms.to_string());
+            .set("max.poll.interval.ms", k.max_poll_interval_ms.to_string())
+            .set(
+                "queued.max.messages.kbytes",
+                k.fetch_queue_kbytes.to_string(),
+            );
         for (key, value) in &k.extra {
             cc.set(key, value);
         }

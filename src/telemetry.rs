@@ -98,15 +98,34 @@ pub fn insert_batch_done(rows: usize, elapsed: Duration) {
     );
 }
 
-pub fn insert_failed(rows: usize, attempt: u32, retry_in: Duration, error: &dyn std::fmt::Display) {
-    counter!(INSERT_ERRORS, "kind" => "retriable").increment(1);
-    tracing::warn!(
-        rows,
-        attempt,
-        retry_in_ms = retry_in.as_millis() as u64,
-        error = %error,
-        "ClickHouse insert failed; the batch is kept and retried"
-    );
+/// A failed insert attempt that will be retried. `schema` marks a table that does not match
+/// (an operator must act), logged as an error.
+pub fn insert_failed(
+    rows: usize,
+    attempt: u32,
+    retry_in: Duration,
+    error: &dyn std::fmt::Display,
+    schema: bool,
+) {
+    let kind = if schema { "schema" } else { "retriable" };
+    counter!(INSERT_ERRORS, "kind" => kind).increment(1);
+    if schema {
+        tracing::error!(
+            rows,
+            attempt,
+            retry_in_ms = retry_in.as_millis() as u64,
+            error = %error,
+            "the ClickHouse table does not accept this insert (run `dispatch-ingest migrate`?); the batch is kept and retried"
+        );
+    } else {
+        tracing::warn!(
+            rows,
+            attempt,
+            retry_in_ms = retry_in.as_millis() as u64,
+            error = %error,
+            "ClickHouse insert failed; the batch is kept and retried"
+        );
+    }
 }
 
 pub fn record_dead_lettered(topic: &str, kind: &str, partition: i32, offset: i64, reason: &str) {

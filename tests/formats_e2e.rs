@@ -24,27 +24,6 @@ fn sample(seed: u64, incidents: u32) -> Vec<DispatchEvent> {
     })
 }
 
-fn per_stream(events: &[DispatchEvent]) -> BTreeMap<String, u64> {
-    let mut m = BTreeMap::new();
-    for e in events {
-        *m.entry(e.stream().name().to_string()).or_default() += 1;
-    }
-    m
-}
-
-async fn landed_per_stream(env: &TestEnv) -> BTreeMap<String, u64> {
-    let rows: Vec<(String, u64)> = env
-        .clickhouse()
-        .query(&format!(
-            "SELECT event_type, uniqExact(event_id) FROM {}.dispatch_events GROUP BY event_type",
-            env.database
-        ))
-        .fetch_all()
-        .await
-        .unwrap();
-    rows.into_iter().collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_five_streams_land_from_json() {
     let mut env = TestEnv::new("json").await;
@@ -58,9 +37,9 @@ async fn all_five_streams_land_from_json() {
     svc.wait_healthy(Duration::from_secs(30)).await;
     env.wait_for_count("1", events.len() as u64, Duration::from_secs(90))
         .await;
-    let expected = per_stream(&events);
+    let expected = common::per_stream(&events);
     assert_eq!(expected.len(), 5, "the sample covers all five streams");
-    assert_eq!(landed_per_stream(&env).await, expected);
+    assert_eq!(env.landed_per_stream().await, expected);
     assert_eq!(env.count("wire_format != 'json'").await, 0);
     svc.stop();
     env.cleanup().await;
@@ -149,9 +128,9 @@ async fn all_five_streams_land_from_confluent_avro_with_registry() {
     svc.wait_healthy(Duration::from_secs(30)).await;
     env.wait_for_count("1", events.len() as u64 + 1, Duration::from_secs(90))
         .await;
-    let mut expected = per_stream(&events);
+    let mut expected = common::per_stream(&events);
     *expected.get_mut("call").unwrap() += 1;
-    assert_eq!(landed_per_stream(&env).await, expected);
+    assert_eq!(env.landed_per_stream().await, expected);
     let v2_urgency: String = env
         .clickhouse()
         .query(&format!(

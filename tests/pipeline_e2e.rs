@@ -396,3 +396,65 @@ async fn enriched_rows_land_for_all_five_streams() {
     svc.stop();
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_clickhouse_rejects_are_isolated_and_dead_lettered() {
+    let env = TestEnv::new("rejects").await;
+    env.run_cli(&["migrate"]);
+    // Make the server reject some rows for real: a data check (a MATERIALIZED column computed
+    // during the insert, before anything is written) refuses C2 calls, so exactly those are
+    // rejected while the rest of their batch is fine. Runs on 18.16 and on current servers.
+    env.clickhouse()
+        .query(&format!(
+            "ALTER TABLE {}.dispatch_events ADD COLUMN no_c2 UInt8 \
+             MATERIALIZED throwIf(ifNull(urgency_vui, '') = 'C2')",
+            env.database
+        ))
+        .execute()
+        .await
+        .unwrap();
+    let urgencies = ["A1", "C2", "A2", "B1", "C2", "A0", "B2", "C1", "A1", "A2"];
+    let events: Vec<DispatchEvent> = (0..200)
+        .map(|i| call(&format!("INC-R{i:03}"), urgencies[i % urgencies.len()]))
+        .collect();
+    let rejected = events
+        .iter()
+        .filter(|e| matches!(&e.payload, Payload::Call { urgency, .. } if urgency == "C2"))
+        .count();
+    assert_eq!(rejected, 40);
+    let codec = Codec::bundled(WireFormat::Avro);
+    env.produce_many(&common::records_for(&env, &codec, &events, |_| 0))
+        .await;
+    let mut svc = env.spawn_service("rejects");
+    svc.wait_healthy(Duration::from_secs(30)).await;
+    env.wait_for_count(
+        "1",
+        (events.len() - rejected) as u64,
+        Duration::from_secs(60),
+    )
+    .await;
+    let dead = env.read_dlq(rejected).await;
+    for (key, headers, payload) in &dead {
+        assert!(key.starts_with("INC-R"), "{key}");
+        assert_eq!(headers["dlq.error.kind"], "clickhouse_rejected");
+        assert!(
+            headers["dlq.error.message"].contains("Unexpected value 7")
+                || headers["dlq.error.message"].contains("7"),
+            "{headers:?}"
+        );
+        let row: serde_json::Value = serde_json::from_slice(payload).unwrap();
+        assert_eq!(row["urgency_vui"], "C2");
+    }
+    assert_eq!(env.count("urgency_vui = 'C2'").await, 0);
+    svc.stop();
+    // Every offset is accounted for: inserted or dead-lettered.
+    let audit = env.run_cli(&["audit"]);
+    assert!(
+        audit.contains(&format!(
+            "inserted {}, dead-lettered {rejected}, difference 0",
+            events.len() - rejected
+        )),
+        "{audit}"
+    );
+    env.cleanup().await;
+}

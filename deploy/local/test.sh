@@ -35,7 +35,13 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
 
 step "cargo test (unit + integration against the local servers)"
-cargo test --all-targets
+cargo test --all-targets -- --skip fault_
+
+step "delivery fault-injection suite (tests/delivery_faults.rs), ${FAULT_RUNS:=3} runs in a row"
+for run in $(seq 1 "$FAULT_RUNS"); do
+    echo "-- fault suite run $run of $FAULT_RUNS"
+    cargo test --test delivery_faults -- --nocapture fault_ 2>&1 | grep -v '^\[deploy/local\]'
+done
 
 step "dispatch-ingest reference check (config/reference)"
 target/debug/dispatch-ingest reference check

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod registry;
+pub mod servers;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -43,6 +44,9 @@ pub struct TestEnv {
     pub log_dir: PathBuf,
     /// Further DISPATCH_INGEST__* settings for the service.
     pub extra_env: Vec<(String, String)>,
+    /// The servers this test uses (the shared local stack unless given).
+    pub kafka: String,
+    pub clickhouse_url: String,
 }
 
 fn unique_id(name: &str) -> String {
@@ -55,6 +59,11 @@ fn unique_id(name: &str) -> String {
 
 impl TestEnv {
     pub async fn new(name: &str) -> TestEnv {
+        TestEnv::with_servers(name, &kafka_bootstrap(), &clickhouse_url()).await
+    }
+
+    /// A test environment on the given Kafka bootstrap and ClickHouse URL.
+    pub async fn with_servers(name: &str, kafka: &str, clickhouse: &str) -> TestEnv {
         let id = unique_id(name);
         let topics: Vec<(Stream, String)> = Stream::ALL
             .into_iter()
@@ -71,6 +80,8 @@ impl TestEnv {
             topics,
             log_dir: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("it-logs"),
             extra_env: Vec::new(),
+            kafka: kafka.to_string(),
+            clickhouse_url: clickhouse.to_string(),
             id,
         };
         std::fs::create_dir_all(&env.log_dir).unwrap();
@@ -107,19 +118,19 @@ impl TestEnv {
 
     async fn check_clickhouse(&self) {
         let client = Client::default()
-            .with_url(clickhouse_url())
+            .with_url(self.clickhouse_url.clone())
             .with_validation(false);
         if let Err(e) = client.query("SELECT 1").execute().await {
             panic!(
                 "ClickHouse at {} is not reachable ({e}); start the local stack with deploy/local/up.sh",
-                clickhouse_url()
+                self.clickhouse_url.clone()
             );
         }
     }
 
     fn admin(&self) -> AdminClient<DefaultClientContext> {
         ClientConfig::new()
-            .set("bootstrap.servers", kafka_bootstrap())
+            .set("bootstrap.servers", self.kafka.clone())
             .create()
             .unwrap()
     }
@@ -144,10 +155,10 @@ impl TestEnv {
             .unwrap_or_else(|_| {
                 panic!(
                     "Kafka at {} did not answer within 60 s; start the local stack with deploy/local/up.sh",
-                    kafka_bootstrap()
+                    self.kafka.clone()
                 )
             })
-            .unwrap_or_else(|e| panic!("creating topics on Kafka at {}: {e}", kafka_bootstrap()));
+            .unwrap_or_else(|e| panic!("creating topics on Kafka at {}: {e}", self.kafka.clone()));
         for r in result {
             if let Err((topic, e)) = r {
                 panic!("creating topic {topic}: {e}");
@@ -174,7 +185,7 @@ impl TestEnv {
         let mut v = vec![
             (
                 "DISPATCH_INGEST__KAFKA__BOOTSTRAP_SERVERS".to_string(),
-                kafka_bootstrap(),
+                self.kafka.clone(),
             ),
             (
                 "DISPATCH_INGEST__KAFKA__GROUP_ID".into(),
@@ -184,7 +195,10 @@ impl TestEnv {
                 "DISPATCH_INGEST__KAFKA__DLQ_TOPIC".into(),
                 self.dlq_topic.clone(),
             ),
-            ("DISPATCH_INGEST__CLICKHOUSE__URL".into(), clickhouse_url()),
+            (
+                "DISPATCH_INGEST__CLICKHOUSE__URL".into(),
+                self.clickhouse_url.clone(),
+            ),
             (
                 "DISPATCH_INGEST__CLICKHOUSE__DATABASE".into(),
                 self.database.clone(),
@@ -261,7 +275,7 @@ impl TestEnv {
 
     pub fn clickhouse(&self) -> Client {
         Client::default()
-            .with_url(clickhouse_url())
+            .with_url(self.clickhouse_url.clone())
             .with_validation(false)
     }
 
@@ -275,6 +289,52 @@ impl TestEnv {
             .fetch_one::<u64>()
             .await
             .unwrap()
+    }
+
+    /// A single UInt64 from ClickHouse; `{db}` in `sql` stands for this test's database.
+    pub async fn scalar(&self, sql: &str) -> u64 {
+        let sql = sql.replace("{db}", &self.database);
+        self.clickhouse()
+            .query(&sql)
+            .fetch_one::<u64>()
+            .await
+            .unwrap()
+    }
+
+    /// Distinct events per stream in ClickHouse.
+    pub async fn landed_per_stream(&self) -> std::collections::BTreeMap<String, u64> {
+        let rows: Vec<(String, u64)> = self
+            .clickhouse()
+            .query(&format!(
+                "SELECT event_type, uniqExact(event_id) FROM {}.dispatch_events GROUP BY event_type",
+                self.database
+            ))
+            .fetch_all()
+            .await
+            .unwrap();
+        rows.into_iter().collect()
+    }
+
+    /// Poll until the distinct events in ClickHouse reach `expected` (redelivered duplicates do
+    /// not count), or panic after `timeout`.
+    pub async fn wait_for_events(&self, expected: u64, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let n = self
+                .scalar("SELECT uniqExact(event_id) FROM {db}.dispatch_events")
+                .await;
+            assert!(
+                n <= expected,
+                "{n} distinct events, more than the {expected} sent"
+            );
+            if n == expected {
+                return;
+            }
+            if start.elapsed() > timeout {
+                panic!("{n} of {expected} distinct events after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// Poll until `count(where) == expected`, or panic after `timeout`.
@@ -298,9 +358,26 @@ impl TestEnv {
 
     pub fn producer(&self) -> FutureProducer {
         ClientConfig::new()
-            .set("bootstrap.servers", kafka_bootstrap())
+            .set("bootstrap.servers", self.kafka.clone())
             .set("acks", "all")
             .create()
+            .unwrap()
+    }
+
+    /// The service configuration this environment stands for (also used to produce with the
+    /// library's generator).
+    pub fn config(&self) -> dispatch_ingest::config::Config {
+        let vars = self.service_env(0);
+        dispatch_ingest::config::Config::load(None, vars).expect("test config is valid")
+    }
+
+    /// Produce events with the library's producer (many in flight), in each topic's format.
+    pub async fn produce_events(&self, events: &[dispatch_ingest::event::DispatchEvent]) -> u64 {
+        let config = self.config();
+        let codec = dispatch_ingest::decode::Codec::new(&config.stream_formats()).unwrap();
+        let ids = std::collections::HashMap::new();
+        dispatch_ingest::generate::produce(&config, &codec, &ids, events, |_| {})
+            .await
             .unwrap()
     }
 
@@ -326,7 +403,7 @@ impl TestEnv {
         use rdkafka::consumer::StreamConsumer;
         use rdkafka::message::{Headers, Message};
         let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", kafka_bootstrap())
+            .set("bootstrap.servers", self.kafka.clone())
             .set("group.id", format!("{}-dlq-reader", self.group))
             .set("auto.offset.reset", "earliest")
             .create()
@@ -360,7 +437,7 @@ impl TestEnv {
     /// How many records the DLQ topic holds (sum of high watermarks).
     pub fn dlq_len(&self) -> i64 {
         let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", kafka_bootstrap())
+            .set("bootstrap.servers", self.kafka.clone())
             .create()
             .unwrap();
         (0..PARTITIONS)
@@ -390,7 +467,7 @@ impl TestEnv {
     /// The group's committed offset for one partition (None: nothing committed).
     pub fn committed(&self, topic: &str, partition: i32) -> Option<i64> {
         let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", kafka_bootstrap())
+            .set("bootstrap.servers", self.kafka.clone())
             .set("group.id", &self.group)
             .create()
             .unwrap();
@@ -404,6 +481,17 @@ impl TestEnv {
             _ => None,
         }
     }
+}
+
+/// Events per stream name.
+pub fn per_stream(
+    events: &[dispatch_ingest::event::DispatchEvent],
+) -> std::collections::BTreeMap<String, u64> {
+    let mut m = std::collections::BTreeMap::new();
+    for e in events {
+        *m.entry(e.stream().name().to_string()).or_default() += 1;
+    }
+    m
 }
 
 /// A dead-lettered record: key, headers, original payload.

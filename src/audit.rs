@@ -1,0 +1,206 @@
+//! Completeness audit: per topic and partition, compare what Kafka holds below the consumer
+//! group's committed offset with what ClickHouse and the dead-letter topic hold. Every record
+//! below the committed offset must be in exactly one of them; a difference is reported with the
+//! partition it is in. Records at or above the committed offset are lag, not loss.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::Config;
+use crate::dlq;
+use crate::event::Stream;
+use crate::sink::{Sink, SinkError};
+use crate::source::client_config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// One partition's account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionAudit {
+    pub topic: String,
+    pub partition: i32,
+    /// Kafka's low and high watermarks.
+    pub low: i64,
+    pub high: i64,
+    /// The group's committed offset (next to read); `low` when nothing is committed.
+    pub committed: i64,
+    /// Distinct offsets in [low, committed) found in ClickHouse.
+    pub inserted: u64,
+    /// Distinct offsets in [low, committed) found on the dead-letter topic.
+    pub dead_lettered: u64,
+}
+
+impl PartitionAudit {
+    /// Records below the committed offset that are neither inserted nor dead-lettered
+    /// (negative if a record is counted twice).
+    pub fn missing(&self) -> i64 {
+        (self.committed - self.low) - self.inserted as i64 - self.dead_lettered as i64
+    }
+
+    pub fn lag(&self) -> i64 {
+        self.high - self.committed
+    }
+}
+
+/// Audit every partition of the five stream topics.
+pub async fn audit(config: &Config, sink: &Sink) -> Result<Vec<PartitionAudit>, AuditError> {
+    let consumer: BaseConsumer = client_config(&config.kafka)
+        .set("group.id", &config.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let timeout = Duration::from_secs(10);
+    let dead = dead_lettered_offsets(config)?;
+    let mut out = Vec::new();
+    for stream in Stream::ALL {
+        let topic = config.topics.get(stream).name.clone();
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            tpl.add_partition(&topic, *p);
+        }
+        let committed = consumer.committed_offsets(tpl, timeout)?;
+        for p in partitions {
+            let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
+            let committed = match committed.find_partition(&topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o.max(low),
+                _ => low,
+            };
+            let inserted: u64 = sink
+                .client()
+                .query(&format!(
+                    "SELECT uniqExact(source_offset) FROM {}.dispatch_events \
+                     WHERE source_topic = '{}' AND source_partition = {p} \
+                     AND source_offset >= {low} AND source_offset < {committed}",
+                    sink.database(),
+                    topic.replace('\'', "")
+                ))
+                .fetch_one()
+                .await
+                .map_err(|source| SinkError::ClickHouse {
+                    url: config.clickhouse.url.clone(),
+                    source,
+                })?;
+            let dead_lettered = dead
+                .get(&(topic.clone(), p))
+                .map(|offsets| {
+                    offsets
+                        .iter()
+                        .filter(|o| **o >= low && **o < committed)
+                        .count()
+                })
+                .unwrap_or(0) as u64;
+            out.push(PartitionAudit {
+                topic: topic.clone(),
+                partition: p,
+                low,
+                high,
+                committed,
+                inserted,
+                dead_lettered,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Source (topic, partition) -> offsets, read from the dead-letter topic's headers.
+fn dead_lettered_offsets(
+    config: &Config,
+) -> Result<BTreeMap<(String, i32), HashSet<i64>>, AuditError> {
+    let consumer: BaseConsumer = client_config(&config.kafka)
+        .set("group.id", format!("{}-audit", config.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()?;
+    let timeout = Duration::from_secs(10);
+    let topic = &config.kafka.dlq_topic;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = 0usize;
+    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
+        if high > low {
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))?;
+            remaining += 1;
+        }
+    }
+    let mut out: BTreeMap<(String, i32), HashSet<i64>> = BTreeMap::new();
+    if remaining == 0 {
+        return Ok(out);
+    }
+    consumer.assign(&tpl)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while remaining > 0 && std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(msg)) => {
+                let mut src_topic = None;
+                let mut src_partition = None;
+                let mut src_offset = None;
+                if let Some(h) = msg.headers() {
+                    for x in h.iter() {
+                        let v = String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned();
+                        match x.key {
+                            dlq::HEADER_SOURCE_TOPIC => src_topic = Some(v),
+                            dlq::HEADER_SOURCE_PARTITION => src_partition = v.parse().ok(),
+                            dlq::HEADER_SOURCE_OFFSET => src_offset = v.parse().ok(),
+                            _ => {}
+                        }
+                    }
+                }
+                if let (Some(t), Some(p), Some(o)) = (src_topic, src_partition, src_offset) {
+                    out.entry((t, p)).or_default().insert(o);
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => remaining -= 1,
+            Some(Err(e)) => return Err(e.into()),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A text table of the audit, with totals.
+pub fn render(rows: &[PartitionAudit]) -> String {
+    let mut s = format!(
+        "{:<32} {:>4} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n",
+        "topic", "part", "low", "committed", "high", "inserted", "dead-lett.", "missing", "lag"
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "{:<32} {:>4} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n",
+            r.topic,
+            r.partition,
+            r.low,
+            r.committed,
+            r.high,
+            r.inserted,
+            r.dead_lettered,
+            r.missing(),
+            r.lag()
+        ));
+    }
+    let consumed: i64 = rows.iter().map(|r| r.committed - r.low).sum();
+    let inserted: u64 = rows.iter().map(|r| r.inserted).sum();
+    let dead: u64 = rows.iter().map(|r| r.dead_lettered).sum();
+    let missing: i64 = rows.iter().map(PartitionAudit::missing).sum();
+    let lag: i64 = rows.iter().map(PartitionAudit::lag).sum();
+    s.push_str(&format!(
+        "audit: committed {consumed}, inserted {inserted}, dead-lettered {dead}, difference {missing}, lag {lag}\n"
+    ));
+    s
+}
