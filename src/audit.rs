@@ -1,5 +1,6 @@
 //! Completeness audit: per topic and partition, compare what Kafka holds below the consumer
-//! group's committed offset with what ClickHouse and the dead-letter topic hold. Every record
+//! group's committed offset with what ClickHouse (`ingest_offsets`, every offset whose row was
+//! inserted) and the dead-letter topic hold. Every record
 //! below the committed offset must be in exactly one of them; a difference is reported with the
 //! partition it is in. Records at or above the committed offset are lag, not loss.
 
@@ -83,7 +84,7 @@ pub async fn audit(config: &Config, sink: &Sink) -> Result<Vec<PartitionAudit>, 
             let inserted: u64 = sink
                 .client()
                 .query(&format!(
-                    "SELECT uniqExact(source_offset) FROM {}.dispatch_events \
+                    "SELECT uniqExact(source_offset) FROM {}.ingest_offsets \
                      WHERE source_topic = '{}' AND source_partition = {p} \
                      AND source_offset >= {low} AND source_offset < {committed}",
                     sink.database(),

@@ -61,6 +61,31 @@ pub enum GenerateCommand {
         #[arg(long)]
         start: Option<String>,
     },
+    /// MMT calls for whole years, calibrated to the MMT factsheet 2023-2024 (exact counts).
+    Mmt {
+        /// Year(s) to generate (2023, 2024).
+        #[arg(long = "year", required = true)]
+        years: Vec<i32>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Fraction of events sent twice.
+        #[arg(long, default_value_t = 0.0)]
+        duplicates: f64,
+        /// Shuffle events within windows of this many (0: time order).
+        #[arg(long, default_value_t = 0)]
+        shuffle_window: usize,
+        /// Fraction of events sent after all others.
+        #[arg(long, default_value_t = 0.0)]
+        late: f64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Html,
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,4 +100,14 @@ pub enum ReferenceCommand {
 pub enum ReportCommand {
     /// What landed in ClickHouse per stream.
     Landed,
+    /// The MMT factsheet indicators for a year (with the year before for comparison).
+    Factsheet {
+        #[arg(long)]
+        year: i32,
+        #[arg(long, value_enum, default_value = "md")]
+        format: ReportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }

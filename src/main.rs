@@ -138,6 +138,61 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Generate {
+            what:
+                GenerateCommand::Mmt {
+                    years,
+                    seed,
+                    duplicates,
+                    shuffle_window,
+                    late,
+                },
+        } => {
+            let reference = config.enricher()?.reference;
+            let mut events = Vec::new();
+            for year in &years {
+                let spec = generate::mmt::factsheet_year(*year).with_context(|| {
+                    format!("--year {year}: the factsheet has figures for 2023 and 2024")
+                })?;
+                events.extend(generate::mmt::mmt_year(&spec, seed, &reference));
+            }
+            let unique = events.len();
+            let events = generate::mmt::with_noise(
+                events,
+                generate::mmt::Noise {
+                    duplicates,
+                    shuffle_window,
+                    late,
+                },
+                seed,
+            );
+            let codec = Codec::new(&config.stream_formats())?;
+            let ids = generate::register_schemas(&config).await?;
+            let bar = progress_bar(events.len() as u64);
+            let n = generate::produce(&config, &codec, &ids, &events, |k| {
+                if k % 1000 == 0 {
+                    bar.set_position(k);
+                }
+            })
+            .await?;
+            bar.finish_and_clear();
+            println!(
+                "produced {n} messages: {unique} distinct events of MMT years {years:?} (seed {seed})"
+            );
+            Ok(())
+        }
+        Command::Report {
+            what: ReportCommand::Factsheet { year, format, out },
+        } => {
+            let sink = Sink::connect(&config.clickhouse).await?;
+            let text = report::factsheet::render(&sink, year, format).await?;
+            match out {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
         Command::Report {
             what: ReportCommand::Landed,
         } => {
@@ -146,6 +201,22 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A progress bar on a terminal; hidden otherwise.
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {wide_bar} {pos}/{len} messages {per_sec} eta {eta}",
+        )
+        .expect("template"),
+    );
+    bar
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -37,13 +37,41 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_enrichment",
         sql: include_str!("../schemas/clickhouse/migrations/0002_enrichment.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_mmt_rollups",
+        sql: include_str!("../schemas/clickhouse/migrations/0003_mmt_rollups.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "0004_ingest_offsets",
+        sql: include_str!("../schemas/clickhouse/migrations/0004_ingest_offsets.sql"),
+    },
 ];
 
 /// Report queries under `schemas/clickhouse/queries/`, by name.
-pub const QUERIES: &[(&str, &str)] = &[(
-    "landed_by_stream",
-    include_str!("../schemas/clickhouse/queries/landed_by_stream.sql"),
-)];
+pub const QUERIES: &[(&str, &str)] = &[
+    (
+        "landed_by_stream",
+        include_str!("../schemas/clickhouse/queries/landed_by_stream.sql"),
+    ),
+    (
+        "mmt_factsheet_year",
+        include_str!("../schemas/clickhouse/queries/mmt_factsheet_year.sql"),
+    ),
+    (
+        "mmt_factsheet_month",
+        include_str!("../schemas/clickhouse/queries/mmt_factsheet_month.sql"),
+    ),
+    (
+        "mmt_station_location",
+        include_str!("../schemas/clickhouse/queries/mmt_station_location.sql"),
+    ),
+    (
+        "mmt_cancel_reasons",
+        include_str!("../schemas/clickhouse/queries/mmt_cancel_reasons.sql"),
+    ),
+];
 
 /// Separator between statements of one SQL file (a line of its own).
 pub const STATEMENT_BREAK: &str = "-- statement-break";

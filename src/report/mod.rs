@@ -1,5 +1,8 @@
 //! Reports for people, read from ClickHouse with the queries under `schemas/clickhouse/queries/`.
 
+pub mod charts;
+pub mod factsheet;
+
 use crate::sink::{Sink, SinkError, QUERIES};
 
 /// Run a named report query and return its result as a text table.

@@ -2,6 +2,8 @@
 //! units, on-scene arrivals, cancels and transports, in time order) produced to the stream topics
 //! keyed by incident id, in each topic's configured wire format.
 
+pub mod mmt;
+
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};

@@ -1,0 +1,140 @@
+//! Acceptance: the MMT factsheet 2023-2024 regenerated from a stream. The calibrated generator
+//! produces both years through the real Kafka broker with duplicates, reordering and late events;
+//! the pipeline ingests them into the real ClickHouse server; `report factsheet` reproduces the
+//! factsheet's counts exactly and its percentages to the decimal it prints.
+
+mod common;
+
+use std::time::Duration;
+
+use dispatch_ingest::enrich::reference::Reference;
+use dispatch_ingest::generate::mmt::{mmt_year, with_noise, Noise, FACTSHEET};
+
+use common::TestEnv;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factsheet_2023_2024_is_reproduced_from_a_noisy_stream() {
+    let env = TestEnv::new("factsheet").await;
+    env.run_cli(&["migrate"]);
+    let reference =
+        Reference::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/reference"))
+            .unwrap();
+    let mut events = Vec::new();
+    for spec in FACTSHEET {
+        events.extend(mmt_year(&spec, 2025, &reference));
+    }
+    let distinct = events.len() as u64;
+    let noisy = with_noise(
+        events,
+        Noise {
+            duplicates: 0.02,
+            shuffle_window: 2_000,
+            late: 0.01,
+        },
+        3,
+    );
+    assert!(noisy.len() as u64 > distinct);
+    env.produce_events(&noisy).await;
+    let mut svc = env.spawn_service("factsheet");
+    svc.wait_healthy(Duration::from_secs(30)).await;
+    env.wait_for_events(distinct, Duration::from_secs(600))
+        .await;
+    svc.stop();
+
+    let mut per_year = Vec::new();
+    for spec in FACTSHEET {
+        let json = env.run_cli(&[
+            "report",
+            "factsheet",
+            "--year",
+            &spec.year.to_string(),
+            "--format",
+            "json",
+        ]);
+        let f: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let y = f["years"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|y| y["year"] == spec.year)
+            .unwrap()
+            .clone();
+        let u = |k: &str| y[k].as_u64().unwrap();
+        let p = |k: &str| y[k].as_f64().unwrap();
+        // Counts exactly.
+        assert_eq!(u("calls"), u64::from(spec.calls), "{}", spec.year);
+        assert_eq!(
+            u("deployments"),
+            u64::from(spec.deployments),
+            "{}",
+            spec.year
+        );
+        assert_eq!(u("cancels"), u64::from(spec.calls - spec.deployments));
+        // Percentages to the decimal the factsheet prints: 41,8% / 40,5% deployments; 71% / 77%
+        // helicopter and 29% / 23% car; 92% primary; 53,6% / 53,5% trauma; 19,6% / 17,4% child;
+        // 3,1% / 2,1% helicopter transport.
+        let printed_deploy = if spec.year == 2023 { 41.8 } else { 40.5 };
+        assert_eq!(p("deployment_pct"), printed_deploy);
+        assert_eq!(p("helicopter_pct").round(), spec.helicopter_pct);
+        assert_eq!(p("car_pct").round(), 100.0 - spec.helicopter_pct);
+        assert_eq!(p("primary_pct").round(), spec.primary_pct);
+        assert_eq!(p("trauma_pct"), spec.trauma_pct);
+        assert_eq!(p("child_pct"), spec.child_pct);
+        assert_eq!(p("helicopter_transport_pct"), spec.helicopter_transport_pct);
+        // Months add up to the year; cancel reasons to the cancels shown.
+        let months: u64 = f["months"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["year"] == spec.year)
+            .map(|m| m["calls"].as_u64().unwrap())
+            .sum();
+        assert_eq!(months, u64::from(spec.calls));
+        let stations: u64 = f["stations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["deployments"].as_u64().unwrap() + s["cancels"].as_u64().unwrap())
+            .sum();
+        assert_eq!(stations, u64::from(spec.calls));
+        per_year.push((u("calls"), u("deployments")));
+        println!(
+            "factsheet {}: calls {}, deployments {} ({}%), helicopter {}%, primary {}%, trauma {}%, child {}%, helicopter transport {}%",
+            spec.year,
+            u("calls"),
+            u("deployments"),
+            p("deployment_pct"),
+            p("helicopter_pct"),
+            p("primary_pct"),
+            p("trauma_pct"),
+            p("child_pct"),
+            p("helicopter_transport_pct")
+        );
+    }
+    // "Gemiddeld 41 per dag" oproepen and "gemiddeld 17 per dag" inzetten over 2023-2024.
+    let days = 365.0 + 366.0;
+    let calls: u64 = per_year.iter().map(|y| y.0).sum();
+    let deployments: u64 = per_year.iter().map(|y| y.1).sum();
+    assert_eq!((calls as f64 / days).round(), 41.0);
+    assert_eq!((deployments as f64 / days).round(), 17.0);
+    // 18,6% child over both years, 53,5% trauma over both years, as the factsheet's headline.
+    // The HTML report carries the four charts.
+    let out = env.log_dir.join(format!("{}-factsheet-2024.html", env.id));
+    env.run_cli(&[
+        "report",
+        "factsheet",
+        "--year",
+        "2024",
+        "--format",
+        "html",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(html.matches("<svg").count(), 4);
+    assert!(html.contains("14.803") && html.contains("15.273"));
+    // Every record accounted for.
+    let audit = env.run_cli(&["audit"]);
+    assert!(audit.contains("difference 0"), "{audit}");
+    env.cleanup().await;
+}
