@@ -53,8 +53,22 @@ impl PartitionAudit {
     }
 }
 
+/// Where the audited range of a partition starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Kafka's low watermark: every record the topic still holds must be accounted for.
+    LowWatermark,
+    /// The lowest offset found in ClickHouse or on the DLQ: for a group that deliberately began
+    /// later (auto_offset_reset = latest, a new deployment); it cannot see loss before that.
+    FirstAccounted,
+}
+
 /// Audit every partition of the five stream topics.
-pub async fn audit(config: &Config, sink: &Sink) -> Result<Vec<PartitionAudit>, AuditError> {
+pub async fn audit(
+    config: &Config,
+    sink: &Sink,
+    start: Start,
+) -> Result<Vec<PartitionAudit>, AuditError> {
     let consumer: BaseConsumer = client_config(&config.kafka)
         .set("group.id", &config.kafka.group_id)
         .set("enable.auto.commit", "false")
@@ -76,7 +90,28 @@ pub async fn audit(config: &Config, sink: &Sink) -> Result<Vec<PartitionAudit>, 
         }
         let committed = consumer.committed_offsets(tpl, timeout)?;
         for p in partitions {
-            let (low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
+            let (mut low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
+            if start == Start::FirstAccounted {
+                let first_inserted: i64 = sink
+                    .client()
+                    .query(&format!(
+                        "SELECT if(count() = 0, {high}, min(source_offset)) FROM {}.ingest_offsets \
+                         WHERE source_topic = '{}' AND source_partition = {p}",
+                        sink.database(),
+                        topic.replace('\'', "")
+                    ))
+                    .fetch_one()
+                    .await
+                    .map_err(|source| SinkError::ClickHouse {
+                        url: config.clickhouse.url.clone(),
+                        source,
+                    })?;
+                let first_dead = dead
+                    .get(&(topic.clone(), p))
+                    .and_then(|o| o.iter().min().copied())
+                    .unwrap_or(high);
+                low = low.max(first_inserted.min(first_dead));
+            }
             let committed = match committed.find_partition(&topic, p).map(|e| e.offset()) {
                 Some(Offset::Offset(o)) => o.max(low),
                 _ => low,

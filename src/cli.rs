@@ -40,7 +40,12 @@ pub enum Command {
     },
     /// Compare, per topic and partition, what Kafka holds below the committed offset with what
     /// ClickHouse and the dead-letter topic hold. Exits 1 on any difference.
-    Audit,
+    Audit {
+        /// Start each partition at the first offset found in ClickHouse or on the DLQ instead of
+        /// Kafka's low watermark (for a group that began at the end of the topics).
+        #[arg(long)]
+        since_first_ingested: bool,
+    },
     /// Print a report from ClickHouse.
     Report {
         #[command(subcommand)]

@@ -124,9 +124,17 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             println!("reference tables OK");
             Ok(())
         }
-        Command::Audit => {
+        Command::Audit {
+            since_first_ingested,
+        } => {
+            use dispatch_ingest::audit::Start;
             let sink = Sink::connect(&config.clickhouse).await?;
-            let rows = dispatch_ingest::audit::audit(&config, &sink).await?;
+            let start = if since_first_ingested {
+                Start::FirstAccounted
+            } else {
+                Start::LowWatermark
+            };
+            let rows = dispatch_ingest::audit::audit(&config, &sink, start).await?;
             print!("{}", dispatch_ingest::audit::render(&rows));
             let bad: Vec<String> = rows
                 .iter()

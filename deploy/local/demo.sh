@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The main job on a local stack: start Kafka + ClickHouse, apply the migrations, run the
-# pipeline, feed it sample incidents with the generator, wait until every event landed, print
-# what landed in ClickHouse, and stop the pipeline gracefully.
+# pipeline, feed it a year of MMT calls calibrated to the MMT factsheet (with duplicates and
+# reordering), wait until every event landed, stop the pipeline gracefully, audit, and print the
+# regenerated factsheet (Markdown on the terminal, HTML with charts in .local/).
 #
-# Environment: DEMO_INCIDENTS (default 2000), plus everything in env.sh (ports, ...).
+# Environment: DEMO_YEAR (2023 or 2024, default 2024), plus everything in env.sh (ports, ...).
+# Each run uses a fresh ClickHouse database `demo` and a new consumer group that starts at the
+# end of the topics, so the report shows exactly this run's stream.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/env.sh"
@@ -18,12 +21,13 @@ bin="$REPO_ROOT/target/debug/dispatch-ingest"
 
 export DISPATCH_INGEST__KAFKA__BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP"
 export DISPATCH_INGEST__CLICKHOUSE__URL="$CLICKHOUSE_URL"
-export DISPATCH_INGEST__KAFKA__GROUP_ID="${DEMO_GROUP:-dispatch-ingest-demo}"
+seed="$(date +%s)"
+export DISPATCH_INGEST__CLICKHOUSE__DATABASE=demo
+export DISPATCH_INGEST__KAFKA__GROUP_ID="dispatch-ingest-demo-$seed"
+export DISPATCH_INGEST__KAFKA__AUTO_OFFSET_RESET=latest
 export DISPATCH_INGEST__TELEMETRY__LISTEN="127.0.0.1:${DEMO_METRICS_PORT:-9464}"
 export DISPATCH_INGEST__TELEMETRY__LOG_FORMAT=text
-incidents="${DEMO_INCIDENTS:-2000}"
-seed="$(date +%s)"
-
+curl -fsS "$CLICKHOUSE_URL/" --data-binary "DROP DATABASE IF EXISTS demo" >/dev/null
 RUST_LOG="${RUST_LOG:-warn}" "$bin" migrate
 
 mkdir -p "$STATE_DIR"
@@ -36,29 +40,40 @@ for _ in $(seq 1 100); do
     kill -0 "$pipeline_pid" 2>/dev/null || { cat "$pipeline_log"; exit 1; }
     sleep 0.2
 done
+# Produce only once the group has its partitions (it starts at the end of the topics).
+for _ in $(seq 1 150); do
+    curl -fsS "http://$DISPATCH_INGEST__TELEMETRY__LISTEN/metrics" 2>/dev/null | grep -q '^dispatch_ingest_rebalances_total{kind="assign"}' && break
+    sleep 0.2
+done
 log "pipeline running (pid $pipeline_pid, log $pipeline_log, metrics http://$DISPATCH_INGEST__TELEMETRY__LISTEN/metrics)"
 
-out="$(RUST_LOG="${RUST_LOG:-warn}" "$bin" generate sample --incidents "$incidents" --seed "$seed")"
+# A year of MMT calls calibrated to the MMT factsheet, sent with 1% duplicates and reordering.
+year="${DEMO_YEAR:-2024}"
+out="$(RUST_LOG="${RUST_LOG:-warn}" "$bin" generate mmt --year "$year" --seed "$seed" --duplicates 0.01 --shuffle-window 1000)"
 echo "$out"
-produced="$(echo "$out" | awk '/^produced/ {print $2}')"
+distinct="$(echo "$out" | awk '/^produced/ {print $4}')"
 
 query() { curl -fsS "$CLICKHOUSE_URL/" --data-binary "$1"; }
 landed=0
-for _ in $(seq 1 300); do
-    landed="$(query "SELECT uniqExact(event_id) FROM dispatch.dispatch_events WHERE incident_id LIKE 'INC-$seed-%'")"
-    [ "$landed" -ge "$produced" ] && break
+for _ in $(seq 1 600); do
+    landed="$(query "SELECT uniqExact(event_id) FROM demo.dispatch_events")"
+    [ "$landed" -ge "$distinct" ] && break
     sleep 0.5
 done
-log "landed $landed of $produced events of this run"
+log "landed $landed of $distinct distinct events of this run"
 kill -TERM "$pipeline_pid"
 wait "$pipeline_pid" || { log "pipeline exited non-zero"; tail -20 "$pipeline_log"; exit 1; }
 trap - EXIT
 tail -1 "$pipeline_log"
+[ "$landed" -ge "$distinct" ] || { log "not every event landed"; exit 1; }
 
 echo
-echo "== What landed in ClickHouse (all demo runs; duplicates collapsed) =="
-RUST_LOG="${RUST_LOG:-warn}" "$bin" report landed
+echo "== Completeness audit =="
+RUST_LOG="${RUST_LOG:-warn}" "$bin" audit --since-first-ingested | tail -1
 echo
-echo "== This run's incidents by urgency =="
-query "SELECT urgency, count() AS calls FROM dispatch.dispatch_events FINAL WHERE event_type = 'call' AND incident_id LIKE 'INC-$seed-%' GROUP BY urgency ORDER BY urgency FORMAT PrettyCompact"
-[ "$landed" -ge "$produced" ] || { log "not every event landed"; exit 1; }
+echo "== MMT factsheet $year (regenerated from the stream) =="
+report_html="$STATE_DIR/factsheet-$year.html"
+RUST_LOG="${RUST_LOG:-warn}" "$bin" report factsheet --year "$year" --format html --out "$report_html"
+RUST_LOG="${RUST_LOG:-warn}" "$bin" report factsheet --year "$year" --format md | sed '/data:image/d'
+echo
+log "the HTML report with its charts: $report_html"
