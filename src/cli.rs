@@ -82,7 +82,34 @@ pub enum GenerateCommand {
         /// Fraction of events sent after all others.
         #[arg(long, default_value_t = 0.0)]
         late: f64,
+        #[command(flatten)]
+        output: OutputArgs,
     },
+    /// A national year of ambulance deployments (2024), calibrated to the Kamerbrief of September
+    /// 2025: counts per urgency, mobile care consults, rapid responders, response times.
+    National {
+        #[arg(long, default_value_t = 2024)]
+        year: i32,
+        /// Fraction of the national volume (1.0: about 1.48 million deployments).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+/// Where generated events go.
+#[derive(Debug, clap::Args)]
+pub struct OutputArgs {
+    /// Write files to this directory (<topic>.jsonl for JSON topics, <topic>.avro Avro container
+    /// files otherwise) instead of producing to Kafka.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Fraction of extra malformed records (truncated) sent to the call topic (Kafka only).
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed: f64,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -154,6 +154,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                     duplicates,
                     shuffle_window,
                     late,
+                    output,
                 },
         } => {
             let reference = config.enricher()?.reference;
@@ -174,18 +175,56 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 },
                 seed,
             );
-            let codec = Codec::new(&config.stream_formats())?;
-            let ids = generate::register_schemas(&config).await?;
+            let mut out = Output::open(&config, &output).await?;
             let bar = progress_bar(events.len() as u64);
-            let n = generate::produce(&config, &codec, &ids, &events, |k| {
-                if k % 1000 == 0 {
-                    bar.set_position(k);
-                }
-            })
-            .await?;
+            let n = out
+                .send(&events, |k| {
+                    if k % 1000 == 0 {
+                        bar.set_position(k);
+                    }
+                })
+                .await?;
             bar.finish_and_clear();
+            out.finish(&events).await?;
             println!(
                 "produced {n} messages: {unique} distinct events of MMT years {years:?} (seed {seed})"
+            );
+            Ok(())
+        }
+        Command::Generate {
+            what:
+                GenerateCommand::National {
+                    year,
+                    scale,
+                    seed,
+                    output,
+                },
+        } => {
+            use generate::national;
+            if year != national::NATIONAL_2024.year {
+                anyhow::bail!("--year {year}: calibration figures exist for 2024 only");
+            }
+            if !(scale > 0.0 && scale <= 1.0) {
+                anyhow::bail!("--scale {scale}: must be in (0, 1]");
+            }
+            let reference = config.enricher()?.reference;
+            let spec = national::scaled(&national::NATIONAL_2024, scale);
+            let plan = national::Plan::new(spec, seed, &reference);
+            let mut out = Output::open(&config, &output).await?;
+            let bar = progress_bar(plan.days() as u64);
+            let mut n = 0;
+            let mut last_day = Vec::new();
+            for d in 0..plan.days() {
+                let events = plan.day(d);
+                n += out.send(&events, |_| {}).await?;
+                bar.set_position(d as u64 + 1);
+                last_day = events;
+            }
+            bar.finish_and_clear();
+            out.finish(&last_day).await?;
+            println!(
+                "produced {n} messages: {} deployments of {year} at scale {scale} (seed {seed})",
+                spec.deployments
             );
             Ok(())
         }
@@ -208,6 +247,106 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             print!("{}", report::text_table(&sink, "landed_by_stream").await?);
             Ok(())
         }
+    }
+}
+
+/// Kafka or files, for the generators.
+enum Output {
+    Kafka {
+        producer: rdkafka::producer::FutureProducer,
+        codec: Codec,
+        ids: std::collections::HashMap<dispatch_ingest::event::Stream, u32>,
+        config: Box<Config>,
+        malformed: f64,
+        sent: u64,
+    },
+    Files(generate::FileOutput, std::path::PathBuf),
+}
+
+impl Output {
+    async fn open(
+        config: &Config,
+        args: &dispatch_ingest::cli::OutputArgs,
+    ) -> anyhow::Result<Output> {
+        if !(0.0..=1.0).contains(&args.malformed) {
+            anyhow::bail!(
+                "--malformed {}: must be a fraction in [0, 1]",
+                args.malformed
+            );
+        }
+        Ok(match &args.out_dir {
+            Some(dir) => {
+                if args.malformed > 0.0 {
+                    anyhow::bail!("--malformed applies to Kafka output only");
+                }
+                Output::Files(
+                    generate::FileOutput::create(config, dir)
+                        .with_context(|| format!("--out-dir {}", dir.display()))?,
+                    dir.clone(),
+                )
+            }
+            None => Output::Kafka {
+                producer: generate::producer(config)?,
+                codec: Codec::new(&config.stream_formats())?,
+                ids: generate::register_schemas(config).await?,
+                config: Box::new(config.clone()),
+                malformed: args.malformed,
+                sent: 0,
+            },
+        })
+    }
+
+    async fn send(
+        &mut self,
+        events: &[dispatch_ingest::event::DispatchEvent],
+        progress: impl FnMut(u64),
+    ) -> anyhow::Result<u64> {
+        Ok(match self {
+            Output::Kafka {
+                producer,
+                codec,
+                ids,
+                config,
+                sent,
+                ..
+            } => {
+                let n =
+                    generate::produce_with(producer, config, codec, ids, events, progress).await?;
+                *sent += n;
+                n
+            }
+            Output::Files(files, dir) => files
+                .write(events)
+                .with_context(|| format!("writing to {}", dir.display()))?,
+        })
+    }
+
+    /// Flush; for Kafka with --malformed, send the malformed records (copies of `sample`'s calls).
+    async fn finish(self, sample: &[dispatch_ingest::event::DispatchEvent]) -> anyhow::Result<()> {
+        match self {
+            Output::Kafka {
+                producer,
+                codec,
+                config,
+                malformed,
+                sent,
+                ..
+            } => {
+                let n = (sent as f64 * malformed).round() as usize;
+                if n > 0 {
+                    let m =
+                        generate::produce_malformed(&producer, &config, &codec, sample, n).await?;
+                    println!("sent {m} malformed records to {}", config.topics.call.name);
+                }
+            }
+            Output::Files(files, dir) => {
+                files
+                    .finish()
+                    .with_context(|| format!("writing to {}", dir.display()))?;
+                println!("wrote files to {}", dir.display());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -138,3 +138,90 @@ async fn factsheet_2023_2024_is_reproduced_from_a_noisy_stream() {
     assert!(audit.contains("difference 0"), "{audit}");
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn national_stream_lands_with_its_calibrated_counts() {
+    use dispatch_ingest::generate::national::{scaled, MEAN_A1, NATIONAL_2024};
+    let env = TestEnv::new("national").await;
+    env.run_cli(&["migrate"]);
+    let out = env.run_cli(&[
+        "generate",
+        "national",
+        "--scale",
+        "0.002",
+        "--seed",
+        "4",
+        "--malformed",
+        "0.001",
+    ]);
+    let malformed: u64 = out
+        .lines()
+        .find(|l| l.starts_with("sent "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no malformed records reported: {out}"));
+    assert!(malformed > 0);
+    let spec = scaled(&NATIONAL_2024, 0.002);
+    let mut svc = env.spawn_service("national");
+    svc.wait_healthy(Duration::from_secs(30)).await;
+    let start = std::time::Instant::now();
+    while env
+        .scalar("SELECT uniqExact(event_id) FROM {db}.dispatch_events WHERE event_type = 'call'")
+        .await
+        < spec.deployments
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "calls did not land"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Wait for the malformed records on the DLQ, then stop.
+    let dead = env.read_dlq(malformed as usize).await;
+    assert!(dead
+        .iter()
+        .all(|d| d.1["dlq.error.kind"] == "malformed_avro"));
+    svc.stop();
+    let a0 = env
+        .scalar("SELECT uniqExact(event_id) FROM {db}.dispatch_events WHERE event_type = 'call' AND urgency_vui = 'A0'")
+        .await;
+    let a1 = env
+        .scalar("SELECT uniqExact(event_id) FROM {db}.dispatch_events WHERE event_type = 'call' AND urgency_vui = 'A1'")
+        .await;
+    assert_eq!((a0, a1), (spec.a0, spec.a1));
+    let transports = env
+        .scalar(
+            "SELECT uniqExact(event_id) FROM {db}.dispatch_events WHERE event_type = 'transport'",
+        )
+        .await;
+    assert_eq!(spec.deployments - transports, spec.mobile_care_consults);
+    // Mean A1 response (call -> first on scene) near 10:13.
+    let mean_a1: f64 = env
+        .clickhouse()
+        .query(&format!(
+            "SELECT avg(s - c) FROM ( \
+               SELECT incident_id, minIf(occurred_at_ms, event_type = 'call') AS c, \
+                      minIf(occurred_at_ms, event_type = 'on_scene') AS s, \
+                      maxIf(ifNull(urgency_vui, ''), event_type = 'call') AS u \
+               FROM {}.dispatch_events GROUP BY incident_id HAVING u = 'A1')",
+            env.database
+        ))
+        .fetch_one()
+        .await
+        .unwrap();
+    let mean_a1 = mean_a1 / 1000.0;
+    assert!(
+        (mean_a1 - MEAN_A1).abs() / MEAN_A1 < 0.05,
+        "A1 mean {mean_a1} s"
+    );
+    println!(
+        "national sample: {} deployments (A0 {a0}, A1 {a1}), {malformed} malformed dead-lettered, A1 mean {mean_a1:.0} s",
+        spec.deployments
+    );
+    let audit = env.run_cli(&["audit"]);
+    assert!(
+        audit.contains(&format!("dead-lettered {malformed}, difference 0")),
+        "{audit}"
+    );
+    env.cleanup().await;
+}

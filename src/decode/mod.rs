@@ -360,7 +360,8 @@ fn avro_to_json(value: &Value) -> serde_json::Value {
     }
 }
 
-fn to_avro_value(event: &DispatchEvent) -> Value {
+/// The event as an Avro record of its bundled schema (for Avro container files).
+pub fn to_avro_value(event: &DispatchEvent) -> Value {
     let e = &event.envelope;
     let mut fields = vec![
         (

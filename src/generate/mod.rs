@@ -3,6 +3,7 @@
 //! keyed by incident id, in each topic's configured wire format.
 
 pub mod mmt;
+pub mod national;
 
 use std::time::Duration;
 
@@ -187,14 +188,31 @@ pub async fn produce(
     codec: &Codec,
     schema_ids: &HashMap<Stream, u32>,
     events: &[DispatchEvent],
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<u64, rdkafka::error::KafkaError> {
-    let producer: FutureProducer = client_config(&config.kafka)
+    let producer = producer(config)?;
+    produce_with(&producer, config, codec, schema_ids, events, progress).await
+}
+
+/// The generator's producer: idempotent, acks from all replicas, batched.
+pub fn producer(config: &Config) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+    client_config(&config.kafka)
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "20")
         .set("compression.type", "lz4")
-        .create()?;
+        .create()
+}
+
+/// [`produce`] with a producer the caller keeps (for streams sent in chunks).
+pub async fn produce_with(
+    producer: &FutureProducer,
+    config: &Config,
+    codec: &Codec,
+    schema_ids: &HashMap<Stream, u32>,
+    events: &[DispatchEvent],
+    mut progress: impl FnMut(u64),
+) -> Result<u64, rdkafka::error::KafkaError> {
     let mut in_flight = FuturesUnordered::new();
     let mut acked = 0u64;
     for event in events {
@@ -202,7 +220,6 @@ pub async fn produce(
         let key = event.envelope.incident_id.clone();
         let id = schema_ids.get(&event.stream()).copied().unwrap_or(0);
         let payload = codec.encode_with_id(event, id);
-        let producer = &producer;
         in_flight.push(async move {
             let record = FutureRecord::to(&topic).key(&key).payload(&payload);
             producer
@@ -224,6 +241,91 @@ pub async fn produce(
         progress(acked);
     }
     Ok(acked)
+}
+
+/// Send `n` malformed records (truncated encodings of `events`, keyed as the original) to the
+/// call topic: noise for the dead-letter path.
+pub async fn produce_malformed(
+    producer: &FutureProducer,
+    config: &Config,
+    codec: &Codec,
+    events: &[DispatchEvent],
+    n: usize,
+) -> Result<u64, rdkafka::error::KafkaError> {
+    let topic = &config.topics.get(Stream::Call).name;
+    let mut sent = 0;
+    for e in events.iter().filter(|e| e.stream() == Stream::Call).take(n) {
+        let bytes = codec.encode(e);
+        let cut = &bytes[..bytes.len() / 3];
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .key(&e.envelope.incident_id)
+                    .payload(cut),
+                Timeout::After(Duration::from_secs(60)),
+            )
+            .await
+            .map_err(|(e, _)| e)?;
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+/// Events written to files instead of Kafka: `<dir>/<topic>.jsonl` for JSON topics, Avro object
+/// container files `<dir>/<topic>.avro` (bundled schema) for Avro topics.
+pub struct FileOutput {
+    json: HashMap<Stream, std::io::BufWriter<std::fs::File>>,
+    avro: HashMap<Stream, apache_avro::Writer<'static, std::io::BufWriter<std::fs::File>>>,
+}
+
+impl FileOutput {
+    pub fn create(config: &Config, dir: &std::path::Path) -> std::io::Result<FileOutput> {
+        std::fs::create_dir_all(dir)?;
+        let mut out = FileOutput {
+            json: HashMap::new(),
+            avro: HashMap::new(),
+        };
+        for stream in Stream::ALL {
+            let t = config.topics.get(stream);
+            if t.format == WireFormat::Json {
+                let f = std::fs::File::create(dir.join(format!("{}.jsonl", t.name)))?;
+                out.json.insert(stream, std::io::BufWriter::new(f));
+            } else {
+                let f = std::fs::File::create(dir.join(format!("{}.avro", t.name)))?;
+                let schema = crate::decode::bundled_schema(stream);
+                out.avro.insert(
+                    stream,
+                    apache_avro::Writer::new(schema, std::io::BufWriter::new(f)),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn write(&mut self, events: &[DispatchEvent]) -> Result<u64, std::io::Error> {
+        use std::io::Write;
+        for e in events {
+            if let Some(w) = self.json.get_mut(&e.stream()) {
+                serde_json::to_writer(&mut *w, &crate::decode::to_json(e))?;
+                w.write_all(b"\n")?;
+            } else if let Some(w) = self.avro.get_mut(&e.stream()) {
+                w.append(crate::decode::to_avro_value(e))
+                    .map_err(std::io::Error::other)?;
+            }
+        }
+        Ok(events.len() as u64)
+    }
+
+    pub fn finish(self) -> std::io::Result<()> {
+        use std::io::Write;
+        for (_, mut w) in self.json {
+            w.flush()?;
+        }
+        for (_, w) in self.avro {
+            w.into_inner().map_err(std::io::Error::other)?.flush()?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
