@@ -125,6 +125,8 @@ pub const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
 struct StreamSchemas {
     writer: Schema,
     reader: Schema,
+    /// Writer and reader are the same schema: no resolution needed (the common, fast case).
+    same: bool,
     format: WireFormat,
 }
 
@@ -204,11 +206,13 @@ impl Codec {
                 Some(json) => Schema::parse_str(json)?,
                 None => reader.clone(),
             };
+            let same = writer.canonical_form() == reader.canonical_form();
             streams.insert(
                 f.stream,
                 StreamSchemas {
                     writer,
                     reader,
+                    same,
                     format: f.format,
                 },
             );
@@ -272,9 +276,15 @@ impl Codec {
         datum: &[u8],
         now_ms: i64,
     ) -> Result<DispatchEvent, DecodeError> {
-        let reader = &self.schemas(stream).reader;
+        let schemas = self.schemas(stream);
+        // Resolution costs more than decoding; skip it when the writer is the reader schema.
+        let reader = if std::ptr::eq(writer, &schemas.writer) && schemas.same {
+            None
+        } else {
+            Some(&schemas.reader)
+        };
         let mut cursor = Cursor::new(datum);
-        let value = apache_avro::from_avro_datum(writer, &mut cursor, Some(reader))
+        let value = apache_avro::from_avro_datum(writer, &mut cursor, reader)
             .map_err(|e| DecodeError::MalformedAvro(e.to_string()))?;
         let rest = datum.len() - cursor.position() as usize;
         if rest > 0 {
