@@ -92,20 +92,14 @@ pub async fn audit(
         for p in partitions {
             let (mut low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
             if start == Start::FirstAccounted {
-                let first_inserted: i64 = sink
-                    .client()
-                    .query(&format!(
-                        "SELECT if(count() = 0, {high}, min(source_offset)) FROM {}.ingest_offsets \
-                         WHERE source_topic = '{}' AND source_partition = {p}",
-                        sink.database(),
-                        topic.replace('\'', "")
-                    ))
-                    .fetch_one()
-                    .await
-                    .map_err(|source| SinkError::ClickHouse {
-                        url: config.clickhouse.url.clone(),
-                        source,
-                    })?;
+                let first_inserted: i64 = offsets_query(
+                    sink,
+                    &format!("if(count() = 0, {high}, min(source_offset))"),
+                    &topic,
+                    p,
+                    "1",
+                )
+                .await?;
                 let first_dead = dead
                     .get(&(topic.clone(), p))
                     .and_then(|o| o.iter().min().copied())
@@ -116,21 +110,14 @@ pub async fn audit(
                 Some(Offset::Offset(o)) => o.max(low),
                 _ => low,
             };
-            let inserted: u64 = sink
-                .client()
-                .query(&format!(
-                    "SELECT uniqExact(source_offset) FROM {}.ingest_offsets \
-                     WHERE source_topic = '{}' AND source_partition = {p} \
-                     AND source_offset >= {low} AND source_offset < {committed}",
-                    sink.database(),
-                    topic.replace('\'', "")
-                ))
-                .fetch_one()
-                .await
-                .map_err(|source| SinkError::ClickHouse {
-                    url: config.clickhouse.url.clone(),
-                    source,
-                })?;
+            let inserted: u64 = offsets_query(
+                sink,
+                "uniqExact(source_offset)",
+                &topic,
+                p,
+                &format!("source_offset >= {low} AND source_offset < {committed}"),
+            )
+            .await?;
             let dead_lettered = dead
                 .get(&(topic.clone(), p))
                 .map(|offsets| {
@@ -152,6 +139,35 @@ pub async fn audit(
         }
     }
     Ok(out)
+}
+
+/// One value aggregated over `ingest_offsets` of a partition.
+async fn offsets_query<T>(
+    sink: &Sink,
+    aggregate: &str,
+    topic: &str,
+    partition: i32,
+    condition: &str,
+) -> Result<T, AuditError>
+where
+    T: clickhouse::RowOwned + clickhouse::RowRead,
+{
+    let sql = format!(
+        "SELECT {aggregate} FROM {}.ingest_offsets \
+         WHERE source_topic = '{}' AND source_partition = {partition} AND {condition}",
+        sink.database(),
+        topic.replace('\'', "")
+    );
+    sink.client()
+        .query(&sql)
+        .fetch_one()
+        .await
+        .map_err(|source| {
+            AuditError::Sink(SinkError::ClickHouse {
+                url: String::new(),
+                source,
+            })
+        })
 }
 
 /// Source (topic, partition) -> offsets, read from the dead-letter topic's headers.

@@ -372,9 +372,10 @@ async fn flush(batch: &mut Batch, ctx: &SinkContext) {
     }
     let inserted = batch.rows.len() - rejected.len();
     telemetry::insert_batch_done(inserted, started.elapsed());
+    let rejected_rows: std::collections::HashSet<usize> = rejected.iter().map(|r| r.0).collect();
     let mut per_topic: BTreeMap<&str, u64> = BTreeMap::new();
     for (i, r) in batch.rows.iter().enumerate() {
-        if !rejected.iter().any(|(j, _)| *j == i) {
+        if !rejected_rows.contains(&i) {
             *per_topic.entry(r.source_topic.as_str()).or_default() += 1;
         }
     }

@@ -8,7 +8,7 @@
 //! seasonality, the split over stations, the cancel-reason distribution, and ages and triage codes
 //! of cancelled calls.
 
-use chrono::{Datelike, NaiveDate, TimeZone};
+use chrono::{Datelike, NaiveDate};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -208,7 +208,6 @@ pub fn mmt_year(spec: &MmtYear, seed: u64, reference: &Reference) -> Vec<Dispatc
         })
         .collect();
 
-    let tz = chrono_tz::Europe::Amsterdam;
     let mut events = Vec::with_capacity(n as usize * 6);
     let mut d_index = 0usize;
     let mut r_index = 0usize;
@@ -230,16 +229,7 @@ pub fn mmt_year(spec: &MmtYear, seed: u64, reference: &Reference) -> Vec<Dispatc
                 rng.random_range(0..60),
             )
             .expect("time");
-        // A time in the spring-forward gap does not exist: take the hour after.
-        let t0 = tz
-            .from_local_datetime(&local)
-            .earliest()
-            .or_else(|| {
-                tz.from_local_datetime(&(local + chrono::Duration::hours(1)))
-                    .earliest()
-            })
-            .expect("local time exists")
-            .timestamp_millis();
+        let t0 = super::amsterdam_ms(local);
         let incident = format!("MMT-{}-{seed}-{i:06}", spec.year);
         let env = |rng: &mut StdRng, at: i64| Envelope {
             event_id: uuid(rng),
@@ -405,8 +395,7 @@ mod tests {
     use std::collections::HashSet;
 
     fn reference() -> Reference {
-        Reference::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/reference"))
-            .unwrap()
+        super::super::shipped_reference()
     }
 
     #[test]

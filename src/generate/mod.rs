@@ -158,6 +158,30 @@ pub fn sample_events(opts: &SampleOptions) -> Vec<DispatchEvent> {
     events
 }
 
+/// UTC milliseconds of a local time in Europe/Amsterdam; a time in the spring-forward gap (which
+/// does not exist) is taken an hour later.
+pub fn amsterdam_ms(local: chrono::NaiveDateTime) -> i64 {
+    use chrono::TimeZone;
+    let tz = chrono_tz::Europe::Amsterdam;
+    tz.from_local_datetime(&local)
+        .earliest()
+        .or_else(|| {
+            tz.from_local_datetime(&(local + chrono::Duration::hours(1)))
+                .earliest()
+        })
+        .expect("an hour after a gap exists")
+        .timestamp_millis()
+}
+
+/// The shipped reference tables (tests of the generators).
+#[cfg(test)]
+pub(crate) fn shipped_reference() -> crate::enrich::reference::Reference {
+    crate::enrich::reference::Reference::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/reference"),
+    )
+    .expect("shipped reference tables load")
+}
+
 /// Register each stream's bundled schema under `<topic>-value` (Confluent's TopicNameStrategy)
 /// for topics in `avro-confluent` format; returns the schema id per stream.
 pub async fn register_schemas(

@@ -12,7 +12,7 @@
 //! Assumptions (docs/rollups.md): the split of the remaining 758,368 deployments over A2, B1 and
 //! B2 (60/10/30%), the A2 mean (20 minutes), the regional factors, and seasonality.
 
-use chrono::{Datelike, NaiveDate, TimeZone};
+use chrono::{Datelike, NaiveDate};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
@@ -192,7 +192,6 @@ impl Plan {
         use rand::seq::SliceRandom;
         consult.shuffle(&mut rng);
         rapid.shuffle(&mut rng);
-        let tz = chrono_tz::Europe::Amsterdam;
         let mut events = Vec::with_capacity(deployments as usize * 4);
         let mut k = 0usize;
         for (u, urgency) in URGENCIES.iter().enumerate() {
@@ -200,15 +199,7 @@ impl Plan {
                 let seconds = rng.random_range(0..86_400u32);
                 let local = date.and_hms_opt(0, 0, 0).expect("midnight")
                     + chrono::Duration::seconds(i64::from(seconds));
-                let t0 = tz
-                    .from_local_datetime(&local)
-                    .earliest()
-                    .or_else(|| {
-                        tz.from_local_datetime(&(local + chrono::Duration::hours(1)))
-                            .earliest()
-                    })
-                    .expect("local time")
-                    .timestamp_millis();
+                let t0 = super::amsterdam_ms(local);
                 let (code, factor) =
                     &self.municipalities[rng.random_range(0..self.municipalities.len())];
                 let incident = format!("NAT-{}-{}-{i:03}-{k:05}", self.spec.year, self.seed);
@@ -291,8 +282,7 @@ mod tests {
     use super::*;
 
     fn reference() -> Reference {
-        Reference::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/reference"))
-            .unwrap()
+        super::super::shipped_reference()
     }
 
     #[test]
