@@ -100,9 +100,15 @@ pub enum GenerateCommand {
     },
 }
 
-/// Where generated events go.
+/// Where generated events go, and which part of the generated year.
 #[derive(Debug, clap::Args)]
 pub struct OutputArgs {
+    /// Only incidents whose 112 call falls on or after this local date (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Only incidents whose 112 call falls on or before this local date (YYYY-MM-DD).
+    #[arg(long)]
+    pub to: Option<chrono::NaiveDate>,
     /// Write files to this directory (<topic>.jsonl for JSON topics, <topic>.avro Avro container
     /// files otherwise) instead of producing to Kafka.
     #[arg(long)]

@@ -165,6 +165,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 })?;
                 events.extend(generate::mmt::mmt_year(&spec, seed, &reference));
             }
+            let events = generate::within_dates(events, output.from, output.to);
             let unique = events.len();
             let events = generate::mmt::with_noise(
                 events,
@@ -213,9 +214,17 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             let mut out = Output::open(&config, &output).await?;
             let bar = progress_bar(plan.days() as u64);
             let mut n = 0;
+            let mut deployments = 0;
             let mut last_day = Vec::new();
             for d in 0..plan.days() {
-                let events = plan.day(d);
+                let events = generate::within_dates(plan.day(d), output.from, output.to);
+                if events.is_empty() {
+                    continue;
+                }
+                deployments += events
+                    .iter()
+                    .filter(|e| e.stream() == dispatch_ingest::event::Stream::Call)
+                    .count();
                 n += out.send(&events, |_| {}).await?;
                 bar.set_position(d as u64 + 1);
                 last_day = events;
@@ -223,8 +232,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             bar.finish_and_clear();
             out.finish(&last_day).await?;
             println!(
-                "produced {n} messages: {} deployments of {year} at scale {scale} (seed {seed})",
-                spec.deployments
+                "produced {n} messages: {deployments} deployments of {year} at scale {scale} (seed {seed})"
             );
             Ok(())
         }

@@ -158,6 +158,31 @@ pub fn sample_events(opts: &SampleOptions) -> Vec<DispatchEvent> {
     events
 }
 
+/// Keep the incidents whose call (first event) falls within `[from, to]` (local dates, either
+/// bound optional). Counts of the part follow from the calibrated whole.
+pub fn within_dates(
+    events: Vec<DispatchEvent>,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+) -> Vec<DispatchEvent> {
+    if from.is_none() && to.is_none() {
+        return events;
+    }
+    let keep: std::collections::HashSet<String> = events
+        .iter()
+        .filter(|e| e.stream() == Stream::Call)
+        .filter(|e| {
+            let d = crate::enrich::local_date(e.envelope.occurred_at_ms);
+            from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t)
+        })
+        .map(|e| e.envelope.incident_id.clone())
+        .collect();
+    events
+        .into_iter()
+        .filter(|e| keep.contains(&e.envelope.incident_id))
+        .collect()
+}
+
 /// UTC milliseconds of a local time in Europe/Amsterdam; a time in the spring-forward gap (which
 /// does not exist) is taken an hour later.
 pub fn amsterdam_ms(local: chrono::NaiveDateTime) -> i64 {
@@ -355,6 +380,33 @@ impl FileOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_ranges_keep_whole_incidents() {
+        let events = sample_events(&SampleOptions {
+            incidents: 200,
+            seed: 3,
+            start_ms: 1_704_067_200_000, // 2024-01-01
+            spacing_ms: 3_600_000,
+        });
+        let from = chrono::NaiveDate::from_ymd_opt(2024, 1, 3).unwrap();
+        let to = chrono::NaiveDate::from_ymd_opt(2024, 1, 4).unwrap();
+        let part = within_dates(events.clone(), Some(from), Some(to));
+        assert!(!part.is_empty() && part.len() < events.len());
+        for e in part.iter().filter(|e| e.stream() == Stream::Call) {
+            let d = crate::enrich::local_date(e.envelope.occurred_at_ms);
+            assert!(d >= from && d <= to, "{d}");
+        }
+        // Every kept incident keeps all its events.
+        let kept: std::collections::HashSet<_> =
+            part.iter().map(|e| &e.envelope.incident_id).collect();
+        let all_of_kept = events
+            .iter()
+            .filter(|e| kept.contains(&e.envelope.incident_id))
+            .count();
+        assert_eq!(all_of_kept, part.len());
+        assert_eq!(within_dates(events.clone(), None, None).len(), events.len());
+    }
 
     #[test]
     fn same_seed_same_stream_different_seed_different_stream() {
