@@ -297,3 +297,37 @@ fn confluent_framing_is_checked() {
         DecodeError::TooShort(3)
     );
 }
+
+#[test]
+fn every_truncation_is_malformed_never_silently_null() {
+    // apache-avro reads a missing trailing union as null; the codec must still see the truncation.
+    for format in [WireFormat::Avro, WireFormat::AvroConfluent] {
+        let codec = Codec::bundled(format);
+        let mut ev = call("A1", "GM0344");
+        if let Payload::Call {
+            patient_age_years,
+            triage_code,
+            ..
+        } = &mut ev.payload
+        {
+            *patient_age_years = Some(34);
+            *triage_code = None;
+        }
+        let bytes = codec.encode_with_id(&ev, 1);
+        assert!(codec.decode_local(Stream::Call, &bytes, NOW).is_ok());
+        let header = if format == WireFormat::AvroConfluent {
+            5
+        } else {
+            0
+        };
+        for cut in 1..bytes.len() - header {
+            let err = codec
+                .decode_local(Stream::Call, &bytes[..bytes.len() - cut], NOW)
+                .unwrap_err();
+            assert!(
+                matches!(err.kind(), "malformed_avro" | "truncated_frame"),
+                "{format} cut {cut}: {err}"
+            );
+        }
+    }
+}

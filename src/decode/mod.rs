@@ -16,7 +16,6 @@
 pub mod registry;
 
 use std::collections::HashMap;
-use std::io::Cursor;
 
 use apache_avro::schema::{RecordSchema, Schema, UnionSchema};
 use apache_avro::types::Value;
@@ -146,6 +145,27 @@ pub fn bundled_schema(stream: Stream) -> &'static Schema {
         })
         .get(&stream)
         .expect("every stream has a schema")
+}
+
+/// A reader over a byte slice that remembers whether anyone tried to read past its end.
+struct EofTracking<'a> {
+    data: &'a [u8],
+    pos: usize,
+    hit_eof: bool,
+}
+
+impl std::io::Read for EofTracking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = &self.data[self.pos..];
+        if rest.is_empty() && !buf.is_empty() {
+            self.hit_eof = true;
+            return Ok(0);
+        }
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Split a Confluent-framed message into schema id and Avro datum.
@@ -283,10 +303,23 @@ impl Codec {
         } else {
             Some(&schemas.reader)
         };
-        let mut cursor = Cursor::new(datum);
-        let value = apache_avro::from_avro_datum(writer, &mut cursor, reader)
+        let mut input = EofTracking {
+            data: datum,
+            pos: 0,
+            hit_eof: false,
+        };
+        let value = apache_avro::from_avro_datum(writer, &mut input, reader)
             .map_err(|e| DecodeError::MalformedAvro(e.to_string()))?;
-        let rest = datum.len() - cursor.position() as usize;
+        // apache-avro reads a union (and some values) at end of input as null instead of failing,
+        // so a truncated datum could pass with fields silently null: any read past the end is a
+        // truncation.
+        if input.hit_eof {
+            return Err(DecodeError::MalformedAvro(format!(
+                "truncated: the {} bytes end before the record does",
+                datum.len()
+            )));
+        }
+        let rest = datum.len() - input.pos;
         if rest > 0 {
             return Err(DecodeError::TrailingBytes(rest));
         }
