@@ -257,14 +257,16 @@ async fn fault_rebalance_one_joins_one_leaves() {
     // B joins: the group rebalances and both consume the second third.
     let mut b = env.spawn_service("rebalance-b");
     b.wait_healthy(Duration::from_secs(30)).await;
-    wait_for_metric(&b, "dispatch_ingest_rebalances_total{kind=\"assign\"}", 1.0).await;
+    b.wait_for_metric("dispatch_ingest_rebalances_total{kind=\"assign\"}", 1.0)
+        .await;
     env.produce_events(thirds[1]).await;
     env.wait_for_events(landed_after(2), Duration::from_secs(120))
         .await;
     let a_inserted = a.metric("dispatch_ingest_records_inserted_total").await;
     // A leaves (gracefully); B is rebalanced again and takes over all partitions.
     a.stop();
-    wait_for_metric(&b, "dispatch_ingest_rebalances_total{kind=\"assign\"}", 2.0).await;
+    b.wait_for_metric("dispatch_ingest_rebalances_total{kind=\"assign\"}", 2.0)
+        .await;
     env.produce_events(thirds[2]).await;
     env.wait_for_events(events.len() as u64, Duration::from_secs(180))
         .await;
@@ -277,22 +279,6 @@ async fn fault_rebalance_one_joins_one_leaves() {
     println!("rebalance: A inserted {a_inserted}, B inserted {b_inserted}");
     account(&env, "rebalance", &events).await;
     env.cleanup().await;
-}
-
-async fn wait_for_metric(svc: &common::Service, name: &str, at_least: f64) {
-    let start = std::time::Instant::now();
-    loop {
-        let v = svc.metric(name).await;
-        if v >= at_least {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{name} = {v} after 60 s, expected >= {at_least}; log:\n{}",
-            svc.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,15 +97,16 @@ async fn call_event_lands_once_across_a_restart() {
         ("A1", "GM0344", topic.as_str(), partition, 0)
     );
 
-    // Telemetry saw it.
+    // Telemetry saw it (the counters follow the insert by a moment).
+    let inserted = svc
+        .wait_for_metric(
+            &format!("dispatch_ingest_records_inserted_total{{topic=\"{topic}\"}}"),
+            1.0,
+        )
+        .await;
     let consumed = svc
         .metric(&format!(
             "dispatch_ingest_records_consumed_total{{topic=\"{topic}\"}}"
-        ))
-        .await;
-    let inserted = svc
-        .metric(&format!(
-            "dispatch_ingest_records_inserted_total{{topic=\"{topic}\"}}"
         ))
         .await;
     assert_eq!((consumed, inserted), (1.0, 1.0), "{}", svc.metrics().await);
@@ -228,7 +229,12 @@ async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_land() {
     assert_eq!(h3["dlq.error.kind"], "missing_field");
     assert!(h3["dlq.error.message"].contains("`unit_id`"), "{h3:?}");
 
-    // consumed = inserted + dead-lettered, in the service's own metrics.
+    // consumed = inserted + dead-lettered, in the service's own metrics (which follow the
+    // insert and the DLQ acknowledgement by a moment).
+    svc.wait_for_metric("dispatch_ingest_records_inserted_total", 2.0)
+        .await;
+    svc.wait_for_metric("dispatch_ingest_records_dead_lettered_total", 3.0)
+        .await;
     let m = svc.metrics().await;
     let consumed = common::metric_value(&m, "dispatch_ingest_records_consumed_total");
     let inserted = common::metric_value(&m, "dispatch_ingest_records_inserted_total");

@@ -580,6 +580,24 @@ impl Service {
         }
     }
 
+    /// Poll a metric until it reaches `at_least` (metrics are updated just after the work they
+    /// count, so a test that saw the work must still wait for the number), or panic after 60 s.
+    pub async fn wait_for_metric(&self, name: &str, at_least: f64) -> f64 {
+        let start = Instant::now();
+        loop {
+            let v = self.metric(name).await;
+            if v >= at_least {
+                return v;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{name} = {v} after 60 s, expected >= {at_least}; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// SIGTERM and require a clean exit (0) within 30 s.
     pub fn stop(&mut self) {
         let clean = self.terminate(Duration::from_secs(30));
