@@ -35,7 +35,7 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
 
 step "cargo test (unit + integration against the local servers)"
-cargo test --all-targets -- --skip fault_
+cargo test --lib --bins --tests -- --skip fault_
 
 step "delivery fault-injection suite (tests/delivery_faults.rs), ${FAULT_RUNS:=3} runs in a row"
 for run in $(seq 1 "$FAULT_RUNS"); do
