@@ -184,6 +184,9 @@ pub fn confluent_header(bytes: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
 pub struct Codec {
     streams: HashMap<Stream, StreamSchemas>,
     registry: Option<std::sync::Arc<RegistryClient>>,
+    /// Per (stream, registry id): is that writer schema the bundled reader schema? Then the
+    /// datum is decoded without resolution.
+    registry_same: std::sync::Mutex<HashMap<(Stream, u32), bool>>,
 }
 
 impl std::fmt::Debug for Codec {
@@ -240,6 +243,7 @@ impl Codec {
         Ok(Codec {
             streams,
             registry: None,
+            registry_same: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -285,7 +289,19 @@ impl Codec {
             }
             other => DecodeFailure::Registry(other),
         })?;
-        Ok((self.decode_avro(stream, &writer, datum, now_ms)?, Some(id)))
+        let schemas = self.schemas(stream);
+        let same = *self
+            .registry_same
+            .lock()
+            .expect("lock")
+            .entry((stream, id))
+            .or_insert_with(|| {
+                schemas.same && writer.canonical_form() == schemas.reader.canonical_form()
+            });
+        // The configured writer is the bundled schema for Confluent topics (config validation),
+        // so passing it selects the resolution-free path when the registry's schema is that one.
+        let writer: &Schema = if same { &schemas.writer } else { &writer };
+        Ok((self.decode_avro(stream, writer, datum, now_ms)?, Some(id)))
     }
 
     /// Decode an Avro datum written with `writer`, resolved against the bundled reader schema.
