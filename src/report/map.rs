@@ -361,7 +361,7 @@ pub fn choropleth(
     let _ = write!(
         svg,
         "<rect x=\"{col}\" y=\"{y:.0}\" width=\"18\" height=\"14\" fill=\"url(#arcering)\" stroke=\"#999\"/>\
-         <text x=\"{tx:.0}\" y=\"{ty:.0}\">geen gepubliceerde waarde (reden: wijs de gemeente aan)</text>\
+         <text x=\"{tx:.0}\" y=\"{ty:.0}\">geen gepubliceerde waarde (reden bij aanwijzen)</text>\
          <rect x=\"{col}\" y=\"{y2:.0}\" width=\"18\" height=\"14\" fill=\"#d9d9d9\" stroke=\"#999\"/>\
          <text x=\"{tx:.0}\" y=\"{ty2:.0}\">buiten dit rapport</text>\
          <text x=\"{col}\" y=\"{ty3:.0}\" fill=\"#555\">{credit}</text></g></svg>",
@@ -435,7 +435,8 @@ fn draw_bars(
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(190)
-            .build_cartesian_2d(0f64..top, (0u32..n).into_segmented())?;
+            // A segmented 0..end has end + 1 segments: one per bar.
+            .build_cartesian_2d(0f64..top, (0u32..n - 1).into_segmented())?;
         let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
         chart
             .configure_mesh()
@@ -457,13 +458,15 @@ fn draw_bars(
             let row = n - 1 - i as u32;
             match bar.seconds {
                 Some(s) => {
-                    chart.draw_series(std::iter::once(Rectangle::new(
+                    let mut rect = Rectangle::new(
                         [
                             (0.0, SegmentValue::Exact(row)),
                             (s / 60.0, SegmentValue::Exact(row + 1)),
                         ],
                         BAR_BLUE.filled(),
-                    )))?;
+                    );
+                    rect.set_margin(3, 3, 0, 0);
+                    chart.draw_series(std::iter::once(rect))?;
                     chart.draw_series(std::iter::once(Text::new(
                         format!(" {}", minutes_seconds(s)),
                         (s / 60.0, SegmentValue::CenterOf(row)),

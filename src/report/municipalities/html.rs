@@ -210,6 +210,30 @@ pub fn render(report: &MunicipalityReport, topology: &Topology) -> Result<String
         kp = params.min_deployments_percentiles,
     );
 
+    // The map.
+    let entries = map_entries(report, &regions);
+    let mut all_entries = entries.clone();
+    if report.region.is_some() {
+        for shape in &topology.shapes {
+            all_entries.entry(shape.code.clone()).or_insert(MapEntry {
+                fill: Fill::OutOfScope,
+                title: format!("{} ({}): buiten dit rapport", shape.name, shape.code),
+            });
+        }
+    }
+    let map_title = format!(
+        "Kaart: aandeel A1-inzetten binnen 15 minuten ter plaatse per gemeente, {}",
+        report.year
+    );
+    let _ = write!(
+        s,
+        "<h2>Kaart</h2>\n<figure id=\"kaart-figuur\">{}<figcaption>{}. Gemeentegrenzen 2025, {}.\
+         </figcaption></figure>\n",
+        map::choropleth(topology, &all_entries, &map_title),
+        escape(&map_title),
+        escape(map::CREDIT)
+    );
+
     // Norm check per region and nationally (A1, the year).
     let _ = write!(
         s,
@@ -237,30 +261,6 @@ pub fn render(report: &MunicipalityReport, topology: &Topology) -> Result<String
         }
     }
     s.push_str("</table>\n");
-
-    // The map.
-    let entries = map_entries(report, &regions);
-    let mut all_entries = entries.clone();
-    if report.region.is_some() {
-        for shape in &topology.shapes {
-            all_entries.entry(shape.code.clone()).or_insert(MapEntry {
-                fill: Fill::OutOfScope,
-                title: format!("{} ({}): buiten dit rapport", shape.name, shape.code),
-            });
-        }
-    }
-    let map_title = format!(
-        "Kaart: aandeel A1-inzetten binnen 15 minuten ter plaatse per gemeente, {}",
-        report.year
-    );
-    let _ = write!(
-        s,
-        "<h2>Kaart</h2>\n<figure id=\"kaart-figuur\">{}<figcaption>{}. Gemeentegrenzen 2025, {}.\
-         </figcaption></figure>\n",
-        map::choropleth(topology, &all_entries, &map_title),
-        escape(&map_title),
-        escape(map::CREDIT)
-    );
 
     // Per region: the ranked chart and the tables.
     let qs = quarters(report);
