@@ -536,6 +536,29 @@ mod tests {
     }
 
     #[test]
+    fn boundaries_match_the_current_municipalities_of_the_reference_tables() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/reference");
+        let reference = crate::enrich::reference::Reference::load(&dir).unwrap();
+        let date = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+        let current: BTreeMap<String, String> = reference
+            .municipalities
+            .keys()
+            .filter_map(|c| {
+                Some((
+                    c.clone(),
+                    reference.municipality_on(c, date)?.0.name.clone(),
+                ))
+            })
+            .collect();
+        let shapes: BTreeMap<String, String> = shipped()
+            .shapes
+            .into_iter()
+            .map(|s| (s.code, s.name))
+            .collect();
+        assert_eq!(shapes, current);
+    }
+
+    #[test]
     fn projection_is_centred_on_amersfoort_and_north_is_up() {
         let (x, y) = project(5.387_21, 52.155_17);
         assert!(x.abs() < 1e-12 && y.abs() < 1e-12);
