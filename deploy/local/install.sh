@@ -31,3 +31,5 @@ if ! command -v cargo >/dev/null 2>&1; then
     log "cargo not found: install Rust >= 1.89 with rustup (https://rustup.rs), then re-run"
     exit 1
 fi
+# The browser check's venv (Playwright from PyPI driving the chromium above; no browser download).
+bash "$here/browser-env.sh" >/dev/null
