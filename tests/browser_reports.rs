@@ -12,7 +12,7 @@ use dispatch_ingest::enrich::reference::Reference;
 use dispatch_ingest::report::map::Topology;
 use dispatch_ingest::report::municipalities::html;
 
-use common::browser::check_page;
+use common::browser::{check_page, check_page_drawn};
 
 const MAP: &str = "svg#kaart path.gemeente";
 const CHARTS: &str = "figure.regio-grafiek svg";
@@ -35,14 +35,15 @@ fn municipality_report_loads_cleanly_with_one_shape_per_municipality() {
     assert!(hatched > 5, "{hatched}");
     std::fs::write(&file, &html).unwrap();
     let hatched_titles = "svg#kaart path.geen-waarde > title";
-    let check = check_page(
+    let check = check_page_drawn(
         &file,
-        &[(MAP, 342), (CHARTS, 25), (hatched_titles, hatched)],
+        &[(CHARTS, 25), (hatched_titles, hatched)],
+        &[(MAP, 342)],
         &["svg#kaart", CHARTS],
     );
     assert!(check.passed, "{}\n{:#?}", check.stderr, check.summary);
     assert_eq!(check.problems(), Vec::<String>::new());
-    assert_eq!(check.count(MAP), Some(342));
+    assert_eq!(check.summary["drawn"][MAP]["drawn"], 342);
 }
 
 #[test]
@@ -96,6 +97,24 @@ fn the_browser_check_fails_on_a_script_error_a_missing_shape_or_an_empty_chart()
             .problems()
             .iter()
             .any(|p| p.contains("341 elements, expected 342")),
+        "{:#?}",
+        check.problems()
+    );
+
+    // One municipality's outline present but empty: counted, yet not drawn.
+    let start = good.find("<path class=\"gemeente").unwrap();
+    let d = start + good[start..].find(" d=\"").unwrap() + " d=\"".len();
+    let d_end = d + good[d..].find('"').unwrap();
+    let undrawn = format!("{}{}", &good[..d], &good[d_end..]);
+    let file = dir.path().join("undrawn-shape.html");
+    std::fs::write(&file, undrawn).unwrap();
+    let check = check_page_drawn(&file, &[], &[(MAP, 342)], &[]);
+    assert!(!check.passed);
+    assert!(
+        check
+            .problems()
+            .iter()
+            .any(|p| p.contains("342 elements, 341 of them drawn")),
         "{:#?}",
         check.problems()
     );

@@ -7,6 +7,7 @@ exception, requests anything but its own file (a self-contained page needs no ne
 an expectation does not hold:
 
   --expect 'SELECTOR=N'   exactly N elements match the CSS selector
+  --drawn 'SELECTOR=N'    exactly N elements match it and every one is drawn (a non-empty box)
   --rendered 'SELECTOR'   at least one element matches, and every match is laid out with a
                           non-empty box and draws at least --min-drawn visible SVG/HTML shapes
 
@@ -51,11 +52,16 @@ RENDERED_JS = """
 })
 """
 
+# Whether each matched element has a non-empty box on the page.
+DRAWN_JS = """
+(els) => els.map((el) => { const b = el.getBoundingClientRect(); return b.width > 0 && b.height > 0; })
+"""
+
 
 def parse_expect(text):
     selector, sep, count = text.rpartition("=")
     if not sep or not selector or not count.isdigit():
-        raise argparse.ArgumentTypeError(f"--expect wants SELECTOR=N, got {text!r}")
+        raise argparse.ArgumentTypeError(f"wanted SELECTOR=N, got {text!r}")
     return selector, int(count)
 
 
@@ -63,6 +69,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", type=pathlib.Path)
     ap.add_argument("--expect", action="append", type=parse_expect, default=[])
+    ap.add_argument("--drawn", action="append", type=parse_expect, default=[])
     ap.add_argument("--rendered", action="append", default=[])
     ap.add_argument("--min-drawn", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds for the page to load")
@@ -76,7 +83,7 @@ def main():
     url = page_path.as_uri()
     problems = []
     console = []
-    summary = {"file": str(page_path), "counts": {}, "rendered": {}, "console": console}
+    summary = {"file": str(page_path), "counts": {}, "drawn": {}, "rendered": {}, "console": console}
 
     with tempfile.TemporaryDirectory(prefix="check-page-") as profile, sync_playwright() as pw:
         # A fresh profile per run; Playwright never downloads a browser here, it drives Debian's.
@@ -115,6 +122,15 @@ def main():
                 summary["counts"][selector] = got
                 if got != want:
                     problems.append(f"selector {selector!r}: {got} elements, expected {want}")
+            for selector, want in args.drawn:
+                boxes = page.eval_on_selector_all(selector, DRAWN_JS)
+                drawn = sum(1 for b in boxes if b)
+                summary["drawn"][selector] = {"matched": len(boxes), "drawn": drawn}
+                if len(boxes) != want or drawn != want:
+                    problems.append(
+                        f"selector {selector!r}: {len(boxes)} elements, {drawn} of them drawn, "
+                        f"expected {want} drawn"
+                    )
             for selector in args.rendered:
                 boxes = page.eval_on_selector_all(selector, RENDERED_JS)
                 summary["rendered"][selector] = boxes

@@ -57,11 +57,25 @@ impl PageCheck {
 /// Open `file` and check it: `expect` pairs of (CSS selector, exact count), `rendered` selectors
 /// whose every match must be laid out and draw shapes.
 pub fn check_page(file: &Path, expect: &[(&str, usize)], rendered: &[&str]) -> PageCheck {
+    check_page_drawn(file, expect, &[], rendered)
+}
+
+/// As [`check_page`], with `drawn` pairs of (CSS selector, count): exactly that many elements
+/// match and every one of them has a non-empty box on the page.
+pub fn check_page_drawn(
+    file: &Path,
+    expect: &[(&str, usize)],
+    drawn: &[(&str, usize)],
+    rendered: &[&str],
+) -> PageCheck {
     let mut cmd = Command::new(python());
     cmd.arg(repo().join("tests/browser/check_page.py"))
         .arg(file);
     for (selector, n) in expect {
         cmd.arg("--expect").arg(format!("{selector}={n}"));
+    }
+    for (selector, n) in drawn {
+        cmd.arg("--drawn").arg(format!("{selector}={n}"));
     }
     for selector in rendered {
         cmd.arg("--rendered").arg(selector);
