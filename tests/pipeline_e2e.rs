@@ -67,6 +67,7 @@ async fn call_event_lands_once_across_a_restart() {
 
     let mut svc = env.spawn_service("first");
     svc.wait_healthy(Duration::from_secs(30)).await;
+    env.assert_validation_auto(&svc).await;
     let id1 = ev1.envelope.event_id;
     env.wait_for_count(
         &format!("event_id = toUUID('{id1}')"),
@@ -124,6 +125,7 @@ async fn call_event_lands_once_across_a_restart() {
     assert_eq!((p2, o2), (partition, 1));
     let mut svc = env.spawn_service("second");
     svc.wait_healthy(Duration::from_secs(30)).await;
+    env.assert_validation_auto(&svc).await;
     let id2 = ev2.envelope.event_id;
     env.wait_for_count(
         &format!("event_id = toUUID('{id2}')"),
@@ -199,6 +201,7 @@ async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_land() {
 
     let mut svc = env.spawn_service("dlq");
     svc.wait_healthy(Duration::from_secs(30)).await;
+    env.assert_validation_auto(&svc).await;
     env.wait_for_count("1", 2, Duration::from_secs(60)).await;
 
     // Three records on the DLQ, each with its original key and bytes and the reason.
@@ -330,6 +333,7 @@ async fn enriched_rows_land_for_all_five_streams() {
     env.produce_many(&records).await;
     let mut svc = env.spawn_service("enrich");
     svc.wait_healthy(Duration::from_secs(30)).await;
+    env.assert_validation_auto(&svc).await;
     env.wait_for_count("1", events.len() as u64, Duration::from_secs(60))
         .await;
 
@@ -433,6 +437,7 @@ async fn rows_clickhouse_rejects_are_isolated_and_dead_lettered() {
         .await;
     let mut svc = env.spawn_service("rejects");
     svc.wait_healthy(Duration::from_secs(30)).await;
+    env.assert_validation_auto(&svc).await;
     env.wait_for_count(
         "1",
         (events.len() - rejected) as u64,
