@@ -12,6 +12,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../../deploy/local/env.sh"
 cd "$REPO_ROOT"
 python="$(bash deploy/local/pyenv.sh)"
+"$python" tests/sql/check_grants.py
 mkdir -p "$STATE_DIR"
 dir="$(mktemp -d "$STATE_DIR/chdb-http.XXXXXX")"
 "$python" "$here/chdb_http.py" --data-dir "$dir/data" --port-file "$dir/port" >"$dir/fixture.log" 2>&1 &
