@@ -6,7 +6,8 @@
 # tests/factsheet_acceptance.rs). The service runs with the default `clickhouse.validation =
 # "auto"`, which turns the crate's row validation on for this 24.1+ engine; the tests assert that.
 # Kafka is the shared local broker. The fixture gets a fresh data directory and is stopped (by its
-# pid) at the end. Extra arguments go to the test binaries (e.g. a test name filter).
+# pid) at the end. First tests/sql/check_grants.py checks deploy/clickhouse/grants-24x.sql on 26.9.
+# Extra arguments go to the test binaries (e.g. a test name filter).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../../deploy/local/env.sh"
