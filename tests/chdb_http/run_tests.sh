@@ -7,7 +7,8 @@
 # "auto"`, which turns the crate's row validation on for this 24.1+ engine; the tests assert that.
 # Kafka is the shared local broker. The fixture gets a fresh data directory and is stopped (by its
 # pid) at the end. First tests/sql/check_grants.py checks deploy/clickhouse/grants-24x.sql on 26.9.
-# Extra arguments go to the test binaries (e.g. a test name filter).
+# Extra arguments go to the test binaries (e.g. a test name filter). CHDB_HTTP_TRACE=1 logs every
+# request in the fixture log, CHDB_HTTP_KEEP=1 keeps that log and the data directory.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../../deploy/local/env.sh"
@@ -23,7 +24,7 @@ stop() {
         kill -TERM "$pid"
         wait "$pid" || true
     fi
-    if [ "${status:-1}" = 0 ]; then rm -rf "$dir"; else echo "chdb_http: fixture log and data kept in $dir" >&2; fi
+    if [ "${status:-1}" = 0 ] && [ "${CHDB_HTTP_KEEP:-0}" != 1 ]; then rm -rf "$dir"; else echo "chdb_http: fixture log and data kept in $dir" >&2; fi
 }
 trap 'status=$?; stop' EXIT
 for _ in $(seq 1 120); do
