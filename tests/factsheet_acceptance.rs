@@ -37,6 +37,7 @@ async fn factsheet_2023_2024_is_reproduced_from_a_noisy_stream() {
     env.produce_events(&noisy).await;
     let mut svc = env.spawn_service("factsheet");
     svc.wait_healthy(Duration::from_secs(30)).await;
+    env.assert_validation_auto(&svc).await;
     env.wait_for_events(distinct, Duration::from_secs(600))
         .await;
     svc.stop();
@@ -169,6 +170,7 @@ async fn national_stream_lands_with_its_calibrated_counts() {
     let spec = scaled(&NATIONAL_2024, 0.002);
     let mut svc = env.spawn_service("national");
     svc.wait_healthy(Duration::from_secs(30)).await;
+    env.assert_validation_auto(&svc).await;
     let start = std::time::Instant::now();
     while env
         .scalar("SELECT uniqExact(event_id) FROM {db}.dispatch_events WHERE event_type = 'call'")

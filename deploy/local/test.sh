@@ -73,4 +73,7 @@ step "SQL check on the local server ($CLICKHOUSE_URL)"
 step "local stack scripts (own ports and state directory)"
 bash tests/scripts/local_stack_test.sh
 
+step "integration tests again on ClickHouse 26.9 (chdb behind tests/chdb_http), grants check"
+bash tests/chdb_http/run_tests.sh
+
 step "done"
