@@ -1,0 +1,207 @@
+//! TLS everywhere, against real servers: a private Kafka broker with a SASL_SSL listener (PLAIN,
+//! SCRAM-SHA-256, SCRAM-SHA-512) and a private ClickHouse serving HTTPS, both with a certificate
+//! from a test CA made by deploy/local/tls-certs.sh. The pipeline migrates and ingests through
+//! the secured endpoints only; a wrong CA or a wrong password stops it with a non-zero exit and
+//! an error that names the endpoint, without echoing the password.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use dispatch_ingest::generate::{self, SampleOptions};
+
+use common::servers::PrivateServer;
+use common::TestEnv;
+
+const USER: &str = "ingest";
+const PASSWORD: &str = "Sasl-Pw-4711";
+
+struct Secured {
+    certs: tempfile::TempDir,
+    kafka: PrivateServer,
+    clickhouse: PrivateServer,
+}
+
+impl Secured {
+    fn start() -> Secured {
+        let certs = PrivateServer::tls_certs();
+        let kafka = PrivateServer::kafka_sasl_ssl(certs.path(), USER, PASSWORD);
+        let clickhouse = PrivateServer::clickhouse_https(certs.path());
+        // Start both at once: the broker's JVM takes most of the time.
+        std::thread::scope(|s| {
+            s.spawn(|| kafka.up());
+            s.spawn(|| clickhouse.up());
+        });
+        Secured {
+            certs,
+            kafka,
+            clickhouse,
+        }
+    }
+
+    fn ca(&self) -> String {
+        self.certs.path().join("ca.crt").display().to_string()
+    }
+
+    fn other_ca(&self) -> String {
+        self.certs.path().join("other-ca.crt").display().to_string()
+    }
+
+    /// A test environment (topics and database made over the plain listeners) whose service
+    /// and producer use only the secured endpoints.
+    async fn env(&self, name: &str, mechanism: &str) -> TestEnv {
+        let mut env = TestEnv::with_servers(name, &self.kafka.url(), &self.clickhouse.url()).await;
+        for (key, value) in [
+            ("KAFKA__BOOTSTRAP_SERVERS", self.kafka.tls_url()),
+            ("KAFKA__SECURITY_PROTOCOL", "sasl_ssl".into()),
+            ("KAFKA__SASL_MECHANISM", mechanism.into()),
+            ("KAFKA__SASL_USERNAME", USER.into()),
+            ("KAFKA__SASL_PASSWORD", PASSWORD.into()),
+            ("KAFKA__SSL_CA_FILE", self.ca()),
+            ("CLICKHOUSE__URL", self.clickhouse.tls_url()),
+            ("CLICKHOUSE__CA_FILE", self.ca()),
+        ] {
+            env.set_env(&format!("DISPATCH_INGEST__{key}"), &value);
+        }
+        env
+    }
+}
+
+fn events(incidents: u32, seed: u64) -> Vec<dispatch_ingest::event::DispatchEvent> {
+    generate::sample_events(&SampleOptions {
+        incidents,
+        seed,
+        start_ms: dispatch_ingest::pipeline::now_ms() - 3_600_000,
+        spacing_ms: 30_000,
+    })
+}
+
+/// Produce through SASL_SSL with `mechanism`, ingest into ClickHouse over HTTPS, stop cleanly.
+async fn ingest_through(secured: &Secured, mechanism: &str, seed: u64) {
+    let name = format!("tls_{}", mechanism.to_lowercase().replace('-', "_"));
+    let env = secured.env(&name, mechanism).await;
+    let migrated = env.run_cli(&["migrate"]);
+    assert!(migrated.contains("applied"), "{migrated}");
+    let events = events(5, seed);
+    let produced = env.produce_events(&events).await;
+    assert_eq!(produced, events.len() as u64);
+    let mut svc = env.spawn_service(mechanism);
+    svc.wait_healthy(Duration::from_secs(60)).await;
+    env.wait_for_events(events.len() as u64, Duration::from_secs(90))
+        .await;
+    svc.stop();
+    let log = svc.log_text();
+    assert!(
+        log.contains("Kafka connection check passed"),
+        "no connection check in the log:\n{log}"
+    );
+    assert!(
+        !log.contains(PASSWORD),
+        "the password is in the log:\n{log}"
+    );
+    env.cleanup().await;
+}
+
+/// Run `dispatch-ingest run` with the overrides; it must exit (non-zero) within 90 s.
+fn run_must_fail(env: &TestEnv, overrides: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispatch-ingest"));
+    cmd.arg("run")
+        .env_remove("DISPATCH_INGEST_CONFIG")
+        .envs(env.service_env(common::free_port()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in overrides {
+        cmd.env(format!("DISPATCH_INGEST__{k}"), v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{overrides:?}: still running after 90 s (hangs instead of failing):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "{overrides:?}: exited 0:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn last_line(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr
+        .lines()
+        .rfind(|l| l.starts_with("dispatch-ingest:"))
+        .unwrap_or_else(|| panic!("no error line on stderr:\n{stderr}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingests_through_sasl_ssl_and_https_and_refuses_wrong_ca_or_password() {
+    let secured = Secured::start();
+    assert!(Path::new(&secured.ca()).is_file());
+
+    // SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN, each over TLS.
+    ingest_through(&secured, "SCRAM-SHA-512", 1).await;
+    ingest_through(&secured, "SCRAM-SHA-256", 2).await;
+    ingest_through(&secured, "PLAIN", 3).await;
+
+    // Failures, on a migrated database so that only the setting under test is wrong.
+    let env = secured.env("tls_fail", "SCRAM-SHA-512").await;
+    env.run_cli(&["migrate"]);
+    let kafka = format!("Kafka at sasl_ssl://{}", secured.kafka.tls_url());
+    let clickhouse = format!("ClickHouse at {}", secured.clickhouse.tls_url());
+    let other_ca = secured.other_ca();
+
+    let out = run_must_fail(&env, &[("KAFKA__SSL_CA_FILE", &other_ca)]);
+    let line = last_line(&out);
+    assert!(line.contains(&kafka), "{line}");
+    assert!(line.contains("certificate verify failed"), "{line}");
+
+    let out = run_must_fail(&env, &[("KAFKA__SASL_PASSWORD", "not-the-password")]);
+    let line = last_line(&out);
+    assert!(line.contains(&kafka), "{line}");
+    assert!(line.contains("SASL authentication error"), "{line}");
+    assert!(!line.contains("not-the-password"), "{line}");
+    for mechanism in ["PLAIN", "SCRAM-SHA-256"] {
+        let out = run_must_fail(
+            &env,
+            &[
+                ("KAFKA__SASL_MECHANISM", mechanism),
+                ("KAFKA__SASL_PASSWORD", "not-the-password"),
+            ],
+        );
+        let line = last_line(&out);
+        assert!(line.contains(&kafka), "{mechanism}: {line}");
+        assert!(line.contains("SASL authentication error"), "{line}");
+    }
+
+    let out = run_must_fail(&env, &[("CLICKHOUSE__CA_FILE", &other_ca)]);
+    let line = last_line(&out);
+    assert!(line.contains(&clickhouse), "{line}");
+    assert!(line.contains("invalid peer certificate"), "{line}");
+
+    // Without the CA file the system's roots do not know the test CA either.
+    let out = run_must_fail(&env, &[("CLICKHOUSE__CA_FILE", "")]);
+    let line = last_line(&out);
+    assert!(line.contains(&clickhouse), "{line}");
+    assert!(line.contains("UnknownIssuer"), "{line}");
+
+    let out = run_must_fail(&env, &[("CLICKHOUSE__PASSWORD", "not-the-password")]);
+    let line = last_line(&out);
+    assert!(line.contains(&clickhouse), "{line}");
+    assert!(line.contains("password"), "{line}");
+    assert!(!line.contains("not-the-password"), "{line}");
+
+    env.cleanup().await;
+}
