@@ -10,8 +10,11 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use dispatch_ingest::decode::{Codec, WireFormat};
+use dispatch_ingest::event::Stream;
 use dispatch_ingest::generate::{self, SampleOptions};
 
+use common::registry::TestRegistry;
 use common::servers::PrivateServer;
 use common::TestEnv;
 
@@ -203,5 +206,101 @@ async fn ingests_through_sasl_ssl_and_https_and_refuses_wrong_ca_or_password() {
     assert!(line.contains("password"), "{line}");
     assert!(!line.contains("not-the-password"), "{line}");
 
+    env.cleanup().await;
+}
+
+/// A TLS front on 127.0.0.1 (certificate from `certs`) that forwards every connection to the
+/// plain HTTP server on `backend`; returns its port.
+async fn tls_front(certs: &Path, backend: u16) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(certs.join("server.crt"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(certs.join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that rejects our certificate ends the handshake: nothing to forward.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", backend))
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_registry_over_https_needs_its_ca_file() {
+    let certs = PrivateServer::tls_certs();
+    let registry = TestRegistry::new(common::free_port(), Some(("ingest", "s3cret")));
+    registry.start().await;
+    let https_port = tls_front(certs.path(), registry.port).await;
+
+    let mut env = TestEnv::new("tls_registry").await;
+    env.set_all_formats(WireFormat::AvroConfluent);
+    env.set_env(
+        "DISPATCH_INGEST__SCHEMA_REGISTRY__URL",
+        &format!("https://127.0.0.1:{https_port}"),
+    );
+    env.set_env("DISPATCH_INGEST__SCHEMA_REGISTRY__USERNAME", "ingest");
+    env.set_env("DISPATCH_INGEST__SCHEMA_REGISTRY__PASSWORD", "s3cret");
+    env.run_cli(&["migrate"]);
+    let codec = Codec::bundled(WireFormat::AvroConfluent);
+    let ids: std::collections::BTreeMap<Stream, u32> = Stream::ALL
+        .into_iter()
+        .map(|s| (s, registry.add(s.schema_json())))
+        .collect();
+    let events = events(4, 7);
+    env.produce_many(&common::records_for(&env, &codec, &events, |s| ids[&s]))
+        .await;
+
+    // Trusting only the system's roots, the registry's certificate does not verify: records
+    // wait (an unreachable registry never dead-letters) and the log says why.
+    let mut svc = env.spawn_service("registry-no-ca");
+    svc.wait_healthy(Duration::from_secs(60)).await;
+    svc.wait_for_metric("dispatch_ingest_schema_registry_errors_total", 1.0)
+        .await;
+    // Killed, not stopped: a shutdown that falls into the registry's retry wait takes longer
+    // than the test wants to wait (nothing was inserted or committed, so nothing is lost).
+    svc.kill9();
+    let log = svc.log_text();
+    assert!(
+        log.contains(&format!("https://127.0.0.1:{https_port}"))
+            && log.contains("invalid peer certificate"),
+        "{log}"
+    );
+    assert!(!log.contains("s3cret"), "{log}");
+    assert_eq!(env.count("1").await, 0);
+    assert_eq!(env.dlq_len(), 0);
+
+    // With schema_registry.ca_file the same records land.
+    let ca = certs.path().join("ca.crt").display().to_string();
+    env.set_env("DISPATCH_INGEST__SCHEMA_REGISTRY__CA_FILE", &ca);
+    let mut svc = env.spawn_service("registry-ca");
+    svc.wait_healthy(Duration::from_secs(60)).await;
+    env.wait_for_events(events.len() as u64, Duration::from_secs(90))
+        .await;
+    svc.stop();
+    assert_eq!(env.dlq_len(), 0);
     env.cleanup().await;
 }
