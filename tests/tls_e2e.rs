@@ -81,12 +81,111 @@ fn events(incidents: u32, seed: u64) -> Vec<dispatch_ingest::event::DispatchEven
     })
 }
 
-/// Produce through SASL_SSL with `mechanism`, ingest into ClickHouse over HTTPS, stop cleanly.
-async fn ingest_through(secured: &Secured, mechanism: &str, seed: u64) {
+const WRITER: &str = "dispatch_ingest";
+const WRITER_PASSWORD: &str = "Writer-Pw-0815";
+
+/// The least-privilege pipeline user of docs/security.md for ClickHouse 18.16 (users.d): no DDL,
+/// only `database`, loopback only. Waits until the server has loaded it.
+async fn add_writer_user(secured: &Secured, env: &TestEnv) {
+    use std::fmt::Write as _;
+    let sha = {
+        let out = Command::new("sha256sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write as _;
+                c.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(WRITER_PASSWORD.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()[..64].to_string()
+    };
+    let mut xml = String::new();
+    write!(
+        xml,
+        r#"<?xml version="1.0"?>
+<yandex>
+    <profiles>
+        <ingest_writer>
+            <readonly>0</readonly>
+            <allow_ddl>0</allow_ddl>
+        </ingest_writer>
+    </profiles>
+    <users>
+        <{WRITER}>
+            <password_sha256_hex>{sha}</password_sha256_hex>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>ingest_writer</profile>
+            <quota>default</quota>
+            <allow_databases><database>{db}</database></allow_databases>
+        </{WRITER}>
+    </users>
+</yandex>
+"#,
+        db = env.database
+    )
+    .unwrap();
+    let dir = secured.clickhouse.state_dir().join("clickhouse/users.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("dispatch-ingest.xml"), xml).unwrap();
+    let writer = env
+        .clickhouse()
+        .with_user(WRITER)
+        .with_password(WRITER_PASSWORD);
+    let start = Instant::now();
+    while writer.query("SELECT 1").execute().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "ClickHouse did not load users.d within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The user really is restricted: no DDL, no other database.
+    let denied = writer
+        .query(&format!("DROP TABLE {}.dispatch_events", env.database))
+        .execute()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(denied.contains("DDL queries are prohibited"), "{denied}");
+    let denied = writer
+        .query("SELECT count() FROM default.system_never_created")
+        .execute()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        denied.contains("Access denied to database default"),
+        "{denied}"
+    );
+    let denied = writer
+        .query("CREATE DATABASE other_db")
+        .execute()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        denied.contains("prohibited") || denied.contains("denied"),
+        "{denied}"
+    );
+}
+
+/// Produce through SASL_SSL with `mechanism`, ingest into ClickHouse over HTTPS, stop cleanly;
+/// with `least_privilege` the service inserts as the restricted writer user.
+async fn ingest_through(secured: &Secured, mechanism: &str, seed: u64, least_privilege: bool) {
     let name = format!("tls_{}", mechanism.to_lowercase().replace('-', "_"));
-    let env = secured.env(&name, mechanism).await;
+    let mut env = secured.env(&name, mechanism).await;
     let migrated = env.run_cli(&["migrate"]);
     assert!(migrated.contains("applied"), "{migrated}");
+    if least_privilege {
+        add_writer_user(secured, &env).await;
+        env.set_env("DISPATCH_INGEST__CLICKHOUSE__USER", WRITER);
+        env.set_env("DISPATCH_INGEST__CLICKHOUSE__PASSWORD", WRITER_PASSWORD);
+    }
     let events = events(5, seed);
     let produced = env.produce_events(&events).await;
     assert_eq!(produced, events.len() as u64);
@@ -99,6 +198,13 @@ async fn ingest_through(secured: &Secured, mechanism: &str, seed: u64) {
     assert!(
         log.contains("Kafka connection check passed"),
         "no connection check in the log:\n{log}"
+    );
+    if least_privilege {
+        assert!(log.contains("connected to ClickHouse"), "{log}");
+    }
+    assert!(
+        !log.contains(WRITER_PASSWORD),
+        "the password is in the log:\n{log}"
     );
     assert!(
         !log.contains(PASSWORD),
@@ -155,9 +261,10 @@ async fn ingests_through_sasl_ssl_and_https_and_refuses_wrong_ca_or_password() {
     assert!(Path::new(&secured.ca()).is_file());
 
     // SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN, each over TLS.
-    ingest_through(&secured, "SCRAM-SHA-512", 1).await;
-    ingest_through(&secured, "SCRAM-SHA-256", 2).await;
-    ingest_through(&secured, "PLAIN", 3).await;
+    // SCRAM-SHA-512 with the least-privilege ClickHouse user of docs/security.md.
+    ingest_through(&secured, "SCRAM-SHA-512", 1, true).await;
+    ingest_through(&secured, "SCRAM-SHA-256", 2, false).await;
+    ingest_through(&secured, "PLAIN", 3, false).await;
 
     // Failures, on a migrated database so that only the setting under test is wrong.
     let env = secured.env("tls_fail", "SCRAM-SHA-512").await;

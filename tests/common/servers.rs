@@ -110,6 +110,11 @@ impl PrivateServer {
         );
     }
 
+    /// The server's state directory (`<dir>/clickhouse/users.d` takes extra users on 18.16).
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
+    }
+
     pub fn up(&self) {
         self.run(&["up"]);
     }
