@@ -189,11 +189,28 @@ async fn ingest_through(secured: &Secured, mechanism: &str, seed: u64, least_pri
     let events = events(5, seed);
     let produced = env.produce_events(&events).await;
     assert_eq!(produced, events.len() as u64);
+    // One undecodable record: its dead-letter copy goes out through the DLQ producer over SASL_SSL.
+    env.produce_raw(
+        env.topic(dispatch_ingest::event::Stream::Call),
+        "INC-GARBAGE",
+        b"\xff not avro",
+    )
+    .await;
     let mut svc = env.spawn_service(mechanism);
     svc.wait_healthy(Duration::from_secs(60)).await;
     env.wait_for_events(events.len() as u64, Duration::from_secs(90))
         .await;
+    let start = Instant::now();
+    while env.dlq_len() < 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "nothing on the DLQ after 60 s; log:\n{}",
+            svc.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     svc.stop();
+    assert_eq!(env.dlq_len(), 1);
     let log = svc.log_text();
     assert!(
         log.contains("Kafka connection check passed"),
