@@ -135,6 +135,21 @@ pub fn validate_kafka(k: &KafkaConfig) -> Result<(), ConfigError> {
             ))
         }
     }
+    // Certificate and host-name verification cannot be switched off through kafka.extra.
+    for (key, off) in [
+        ("enable.ssl.certificate.verification", "false"),
+        ("ssl.endpoint.identification.algorithm", "none"),
+    ] {
+        if let Some(value) = k.extra.get(key) {
+            if value.trim().eq_ignore_ascii_case(off) {
+                return Err(invalid(
+                    &format!("kafka.extra.\"{key}\""),
+                    value,
+                    "turns TLS verification off; trust a private CA with kafka.ssl_ca_file instead",
+                ));
+            }
+        }
+    }
     if !k.ssl_key_password.is_empty() && k.ssl_key_file.is_empty() {
         return Err(invalid(
             "kafka.ssl_key_password",
@@ -515,6 +530,26 @@ jjov2GP2joui1GDy542ltKNQxgIhAJcH5swbFDSXQVY888cpI46QmZv/vllWbZio
         .unwrap_err()
         .to_string();
         assert!(!err.contains("key-secret"), "{err}");
+    }
+
+    #[test]
+    fn verification_cannot_be_switched_off_through_extra() {
+        for (key, value) in [
+            ("enable.ssl.certificate.verification", "false"),
+            ("ssl.endpoint.identification.algorithm", "NONE"),
+        ] {
+            let mut c = Config::default();
+            c.kafka.security_protocol = "ssl".into();
+            c.kafka.extra.insert(key.into(), value.into());
+            let err = validate_kafka(&c.kafka).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("ssl_ca_file"), "{err}");
+        }
+        let mut c = Config::default();
+        c.kafka.extra.insert(
+            "ssl.endpoint.identification.algorithm".into(),
+            "https".into(),
+        );
+        validate_kafka(&c.kafka).unwrap();
     }
 
     #[test]
