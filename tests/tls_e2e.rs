@@ -1,8 +1,9 @@
 //! TLS everywhere, against real servers: a private Kafka broker with a SASL_SSL listener (PLAIN,
 //! SCRAM-SHA-256, SCRAM-SHA-512) and a private ClickHouse serving HTTPS, both with a certificate
-//! from a test CA made by deploy/local/tls-certs.sh. The pipeline migrates and ingests through
-//! the secured endpoints only; a wrong CA or a wrong password stops it with a non-zero exit and
-//! an error that names the endpoint, without echoing the password.
+//! from a test CA made by deploy/local/tls-certs.sh, and the test schema registry behind a TLS
+//! front. The pipeline migrates and ingests through the secured endpoints only (the SCRAM-SHA-512
+//! run as a least-privilege ClickHouse user); a wrong CA or a wrong password stops it with a
+//! non-zero exit and an error that names the endpoint, without echoing the password.
 
 mod common;
 
@@ -274,6 +275,7 @@ fn last_line(out: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingests_through_sasl_ssl_and_https_and_refuses_wrong_ca_or_password() {
+    // One test, so that the private broker and ClickHouse (most of the time) start once.
     let secured = Secured::start();
     assert!(Path::new(&secured.ca()).is_file());
 
@@ -282,6 +284,7 @@ async fn ingests_through_sasl_ssl_and_https_and_refuses_wrong_ca_or_password() {
     ingest_through(&secured, "SCRAM-SHA-512", 1, true).await;
     ingest_through(&secured, "SCRAM-SHA-256", 2, false).await;
     ingest_through(&secured, "PLAIN", 3, false).await;
+    registry_over_https(&secured).await;
 
     // Failures, on a migrated database so that only the setting under test is wrong.
     let env = secured.env("tls_fail", "SCRAM-SHA-512").await;
@@ -373,14 +376,16 @@ async fn tls_front(certs: &Path, backend: u16) -> u16 {
     port
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn schema_registry_over_https_needs_its_ca_file() {
-    let certs = PrivateServer::tls_certs();
+/// Confluent-framed records whose schemas come from a registry behind TLS: without
+/// `schema_registry.ca_file` they wait (never dead-lettered) and the log names the registry and
+/// the certificate error; with it they land. Kafka and ClickHouse are the secured ones too.
+async fn registry_over_https(secured: &Secured) {
+    let certs = &secured.certs;
     let registry = TestRegistry::new(common::free_port(), Some(("ingest", "s3cret")));
     registry.start().await;
     let https_port = tls_front(certs.path(), registry.port).await;
 
-    let mut env = TestEnv::new("tls_registry").await;
+    let mut env = secured.env("tls_registry", "SCRAM-SHA-512").await;
     env.set_all_formats(WireFormat::AvroConfluent);
     env.set_env(
         "DISPATCH_INGEST__SCHEMA_REGISTRY__URL",
