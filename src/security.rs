@@ -345,13 +345,8 @@ fn check_kafka_blocking(k: &KafkaConfig, wait: Duration) -> Result<(), SecurityE
         k.security_protocol.to_ascii_lowercase(),
         k.bootstrap_servers
     );
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", &k.bootstrap_servers)
-        .set("client.id", format!("{}-check", k.client_id));
-    apply_kafka(k, &mut cc);
-    for (key, value) in &k.extra {
-        cc.set(key, value);
-    }
+    // The same properties as the consumer and the DLQ producer.
+    let cc = crate::source::client_config(k);
     let producer: BaseProducer<ErrorCapture> = cc
         .create_with_context(ErrorCapture::default())
         .map_err(|e| SecurityError::Kafka {
