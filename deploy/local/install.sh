@@ -21,6 +21,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 dpkg-query -W -f='${Status}' libssl-dev 2>/dev/null | grep -q 'install ok installed' || need+=(libssl-dev)
 dpkg-query -W -f='${Status}' ca-certificates 2>/dev/null | grep -q 'install ok installed' || need+=(ca-certificates)
+# Headless browser for the HTML report checks (tests/browser/check_page.py).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     log "installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -34,3 +36,5 @@ if ! command -v cargo >/dev/null 2>&1; then
     log "cargo not found: install Rust >= 1.89 with rustup (https://rustup.rs), then re-run"
     exit 1
 fi
+# The browser check's venv (Playwright from PyPI driving the chromium above; no browser download).
+bash "$here/browser-env.sh" >/dev/null
