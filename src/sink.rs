@@ -140,6 +140,8 @@ pub enum SinkError {
     },
     #[error("cannot parse ClickHouse version {0:?}")]
     Version(String),
+    #[error("ClickHouse at {url}: {message}")]
+    Tls { url: String, message: String },
 }
 
 impl SinkError {
@@ -365,7 +367,11 @@ impl Sink {
     /// Connect: ask the server its version (with validation off, which every version answers),
     /// then choose validation as configured.
     pub async fn connect(cfg: &ClickHouseConfig) -> Result<Sink, SinkError> {
-        let base = Client::default()
+        let http = crate::security::clickhouse_http_client(cfg).map_err(|e| SinkError::Tls {
+            url: cfg.url.clone(),
+            message: e.to_string(),
+        })?;
+        let base = Client::with_http_client(http)
             .with_url(&cfg.url)
             .with_user(&cfg.user)
             .with_password(&cfg.password)
