@@ -301,7 +301,7 @@ impl Plan {
                 };
                 let cancel = |unit: &str| Payload::Cancel {
                     unit_id: unit.to_string(),
-                    cancel_reason: "CANCELLED_BY_DISPATCH".into(),
+                    cancel_reason: "OTHER".into(),
                 };
                 events.push(DispatchEvent {
                     envelope: env(&mut rng, t0),

@@ -21,7 +21,8 @@ use chrono::{Datelike, TimeZone};
 use serde::Deserialize;
 
 use super::model::{
-    Area, Exclusion, MunicipalityReport, Period, Stats, SuppressionParams, UrgencyGroup,
+    Area, Cell, Exclusion, MunicipalityReport, Period, Stats, SuppressionParams, SuppressionReason,
+    UrgencyGroup,
 };
 use super::suppress::CellStats;
 use crate::config::ReportConfig;
@@ -327,7 +328,10 @@ pub async fn build(
         min_deployments_percentiles: config.min_deployments_percentiles,
     };
     let previous = super::publish::previous(sink, &config.public_database, year).await?;
-    let cells = super::suppress::suppress(&stats, &params, NORM_SECONDS, previous.as_deref());
+    let mut cells = super::suppress::suppress(&stats, &params, NORM_SECONDS, previous.as_deref());
+    if let Some(previous) = &previous {
+        keep_previous_suppression(&mut cells, previous, &stats);
+    }
     Ok(MunicipalityReport {
         year,
         region: None,
@@ -336,6 +340,25 @@ pub async fn build(
         cells,
         exclusions,
     })
+}
+
+/// A cell suppressed in the previous publication of the year stays suppressed, with its reason,
+/// whatever the suppression decided now (a re-run after late events must not unlock it by
+/// differencing). Suppressing more never reveals anything, so this is safe on top of any
+/// suppression method.
+pub fn keep_previous_suppression(cells: &mut [Cell], previous: &[Cell], stats: &[CellStats]) {
+    let before: HashMap<(&str, Period, UrgencyGroup), SuppressionReason> = previous
+        .iter()
+        .filter_map(|c| Some(((c.area.code(), c.period, c.urgency), c.suppressed?)))
+        .collect();
+    for (cell, s) in cells.iter_mut().zip(stats) {
+        if cell.suppressed.is_some() {
+            continue;
+        }
+        if let Some(reason) = before.get(&(cell.area.code(), cell.period, cell.urgency)) {
+            *cell = super::suppress::suppressed_cell(s, *reason);
+        }
+    }
 }
 
 /// The legal norm: 95% of A1 deployments on scene within 15 minutes, per safety region.
