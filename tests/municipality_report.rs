@@ -521,3 +521,78 @@ async fn published_report_equals_the_figures_computed_from_the_generated_year() 
         .unwrap();
     env.cleanup().await;
 }
+
+/// The read-only BI user `bi_public` (deploy/local/clickhouse.sh's users.xml on 18.16; SQL in
+/// deploy/clickhouse/bi_public.sql for 24.x+) reads the published report and is refused the raw
+/// events and the rollups. On a private server, since the shared one's users.xml may predate it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bi_user_reads_the_publication_and_nothing_else() {
+    let server = common::servers::PrivateServer::clickhouse();
+    server.up();
+    let env = TestEnv::with_servers("bi", &common::kafka_bootstrap(), &server.url()).await;
+    env.run_cli(&["migrate"]);
+    // An empty year: every cell present, every cell suppressed.
+    let out = env.run_cli(&["report", "municipalities", "--year", "2025", "--publish"]);
+    assert!(
+        out.contains("to dispatch_public.municipality_response_times"),
+        "{out}"
+    );
+    let bi = clickhouse::Client::default()
+        .with_url(server.url())
+        .with_user("bi_public")
+        .with_database("dispatch_public")
+        .with_validation(false);
+    let cells: u64 = bi
+        .query("SELECT count() FROM dispatch_public.municipality_response_times WHERE year = 2025")
+        .fetch_one()
+        .await
+        .expect("bi_public reads the publication");
+    assert_eq!(cells, 5520);
+    let suppressed: u64 = bi
+        .query("SELECT count() FROM municipality_response_times WHERE suppressed = 1 AND deployments IS NULL")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(suppressed, cells);
+    let db = &env.database;
+    for table in [
+        "dispatch_events",
+        "response_units",
+        "unit_alerts",
+        "incident_facts",
+        "mmt_calls",
+        "mmt_factsheet_year",
+        "schema_migrations",
+    ] {
+        // The default user reads it: the refusal below is the BI user's, not a missing table.
+        let _: u64 = env
+            .clickhouse()
+            .query(&format!("SELECT count() FROM {db}.{table}"))
+            .fetch_one()
+            .await
+            .unwrap_or_else(|e| panic!("default user reads {db}.{table}: {e}"));
+        let err = bi
+            .query(&format!("SELECT count() FROM {db}.{table}"))
+            .fetch_one::<u64>()
+            .await
+            .expect_err(&format!("bi_public must not read {db}.{table}"));
+        // 18.16: "Access denied to database"; 24.x+: "Not enough privileges".
+        let e = err.to_string();
+        assert!(
+            e.contains("Access denied to database") || e.contains("Not enough privileges"),
+            "{table}: {err}"
+        );
+    }
+    // Read-only: no writes, not even to the publication.
+    let err = bi
+        .query("INSERT INTO dispatch_public.municipality_response_exclusions VALUES (1999, 'x', 'A1', 1)")
+        .execute()
+        .await
+        .expect_err("bi_public must not write");
+    assert!(err.to_string().contains("readonly"), "{err}");
+    bi.query("DROP TABLE dispatch_public.municipality_response_times")
+        .execute()
+        .await
+        .expect_err("bi_public must not drop");
+    env.cleanup().await;
+}
