@@ -155,7 +155,7 @@ pub enum ReportCommand {
     Municipalities {
         #[arg(long)]
         year: i32,
-        /// md, csv or json (html: not available yet).
+        /// md, csv, json, or html (the page with the map and the regional bar charts).
         #[arg(long, value_enum, default_value = "md")]
         format: ReportFormat,
         /// Only this safety region (VRxx) and its municipalities (with the national figures).

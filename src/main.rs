@@ -291,9 +291,12 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 (ReportFormat::Md, _) => render::to_markdown(&rep),
                 (ReportFormat::Csv, _) => render::to_csv(&rep),
                 (ReportFormat::Json, _) => render::to_json(&rep),
-                (ReportFormat::Html, _) => anyhow::bail!(
-                    "--format html: the municipality map is not available in this build yet; use md, csv or json"
-                ),
+                (ReportFormat::Html, _) => {
+                    let topology = dispatch_ingest::report::map::Topology::load(
+                        std::path::Path::new(&config.enrich.reference_dir),
+                    )?;
+                    report::municipalities::html::render(&rep, &topology)?
+                }
             };
             match out {
                 Some(path) => std::fs::write(&path, text)

@@ -133,6 +133,11 @@ async fn factsheet_2023_2024_is_reproduced_from_a_noisy_stream() {
     let html = std::fs::read_to_string(&out).unwrap();
     assert_eq!(html.matches("<svg").count(), 4);
     assert!(html.contains("14.803") && html.contains("15.273"));
+    // Issue #12 item 8: the page in a real browser (Debian's headless Chromium) loads without
+    // console errors or exceptions and shows four rendered charts.
+    let check = common::browser::check_page(&out, &[("figure > svg", 4)], &["figure > svg"]);
+    assert!(check.passed, "{}\n{:#?}", check.stderr, check.summary);
+    assert_eq!(check.count("figure > svg"), Some(4));
     // Every record accounted for.
     let audit = env.run_cli(&["audit"]);
     assert!(audit.contains("difference 0"), "{audit}");

@@ -514,6 +514,22 @@ async fn published_report_equals_the_figures_computed_from_the_generated_year() 
         "--format",
         "json",
     ]);
+    // The page with the map: one shape per municipality.
+    let page = env
+        .log_dir
+        .join(format!("{}-municipalities-2025.html", env.id));
+    env.run_cli(&[
+        "report",
+        "municipalities",
+        "--year",
+        "2025",
+        "--format",
+        "html",
+        "--out",
+        page.to_str().unwrap(),
+    ]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("<path class=\"gemeente").count(), 342);
     env.clickhouse()
         .query(&format!("DROP DATABASE IF EXISTS {public}"))
         .execute()

@@ -16,6 +16,8 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v perl >/dev/null 2>&1 || need+=(perl)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
+# Headless browser for the HTML report checks (tests/browser/check_page.py).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     log "installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -29,3 +31,5 @@ if ! command -v cargo >/dev/null 2>&1; then
     log "cargo not found: install Rust >= 1.89 with rustup (https://rustup.rs), then re-run"
     exit 1
 fi
+# The browser check's venv (Playwright from PyPI driving the chromium above; no browser download).
+bash "$here/browser-env.sh" >/dev/null

@@ -4,6 +4,7 @@
 //! nothing is skipped.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod registry;
 pub mod servers;
 

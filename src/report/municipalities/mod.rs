@@ -8,6 +8,7 @@
 //! tables) renders.
 
 pub mod compute;
+pub mod html;
 pub mod model;
 pub mod publish;
 pub mod render;
