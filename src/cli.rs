@@ -85,8 +85,10 @@ pub enum GenerateCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// A national year of ambulance deployments (2024), calibrated to the Kamerbrief of September
-    /// 2025: counts per urgency, mobile care consults, rapid responders, response times.
+    /// A national year of ambulance deployments (2023-2026), calibrated to the Kamerbrief of
+    /// September 2025 (2024; other years by an assumed trend): counts per urgency, mobile care
+    /// consults, rapid responders, response times by region and rurality, volumes per
+    /// municipality by inhabitants.
     National {
         #[arg(long, default_value_t = 2024)]
         year: i32,
@@ -144,6 +146,30 @@ pub enum ReportCommand {
         year: i32,
         #[arg(long, value_enum, default_value = "md")]
         format: ReportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// A0/A1 response times per municipality, safety region and the country (year and quarters,
+    /// suppressed for small counts); `--publish` writes it to the public database for BI tools.
+    Municipalities {
+        #[arg(long)]
+        year: i32,
+        /// md, csv, json, or html (the page with the map and the regional bar charts).
+        #[arg(long, value_enum, default_value = "md")]
+        format: ReportFormat,
+        /// Only this safety region (VRxx) and its municipalities (with the national figures).
+        #[arg(long)]
+        region: Option<String>,
+        /// Only this quarter (1-4).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+        quarter: Option<u8>,
+        /// Only the national and regional A1 lines (Markdown).
+        #[arg(long)]
+        summary: bool,
+        /// Write the whole year into `report.public_database` instead of printing it.
+        #[arg(long)]
+        publish: bool,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,

@@ -57,6 +57,7 @@ pub struct Config {
     pub batch: BatchConfig,
     pub telemetry: TelemetryConfig,
     pub shutdown: ShutdownConfig,
+    pub report: ReportConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -337,6 +338,108 @@ impl Default for ShutdownConfig {
         ShutdownConfig {
             deadline_ms: 30_000,
         }
+    }
+}
+
+/// The municipality response-time report (docs/rollups.md, "The municipality report").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportConfig {
+    /// Unit types whose first arrival counts for the norm, comma-separated. MMT units never count.
+    pub counting_unit_types: String,
+    /// Response times below this many seconds are implausible (excluded, counted).
+    pub min_response_seconds: u32,
+    /// Response times above this many seconds are implausible (excluded, counted).
+    pub max_response_seconds: u32,
+    /// A cell with fewer deployments is published without any figure.
+    pub min_deployments: u64,
+    /// Median and percentiles need at least this many deployments.
+    pub min_deployments_percentiles: u64,
+    /// The database `report municipalities --publish` writes to (read by BI tools).
+    pub public_database: String,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            counting_unit_types: "ALS_AMBULANCE,RAPID_RESPONDER".into(),
+            min_response_seconds: 0,
+            max_response_seconds: 7_200,
+            min_deployments: 10,
+            min_deployments_percentiles: 20,
+            public_database: "dispatch_public".into(),
+        }
+    }
+}
+
+impl ReportConfig {
+    /// The counting unit types, trimmed, without empties.
+    pub fn counting_types(&self) -> Vec<String> {
+        self.counting_unit_types
+            .split(',')
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect()
+    }
+
+    fn validate(&self, raw_database: &str) -> Result<(), ConfigError> {
+        let types = self.counting_types();
+        if types.is_empty() {
+            return Err(invalid(
+                "report.counting_unit_types",
+                &self.counting_unit_types,
+                "must name at least one unit type",
+            ));
+        }
+        if let Some(t) = types.iter().find(|t| t.starts_with("MMT")) {
+            return Err(invalid(
+                "report.counting_unit_types",
+                &self.counting_unit_types,
+                format!("{t}: MMT units never count for the response-time norm"),
+            ));
+        }
+        if self.max_response_seconds <= self.min_response_seconds {
+            return Err(invalid(
+                "report.max_response_seconds",
+                self.max_response_seconds,
+                format!(
+                    "must exceed report.min_response_seconds ({})",
+                    self.min_response_seconds
+                ),
+            ));
+        }
+        if self.min_deployments == 0 {
+            return Err(invalid("report.min_deployments", 0, "must be at least 1"));
+        }
+        if self.min_deployments_percentiles < self.min_deployments {
+            return Err(invalid(
+                "report.min_deployments_percentiles",
+                self.min_deployments_percentiles,
+                format!(
+                    "must be at least report.min_deployments ({})",
+                    self.min_deployments
+                ),
+            ));
+        }
+        let db = &self.public_database;
+        let ident = !db.is_empty()
+            && !db.starts_with(|c: char| c.is_ascii_digit())
+            && db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ident {
+            return Err(invalid(
+                "report.public_database",
+                db,
+                "must be a plain identifier (letters, digits, _)",
+            ));
+        }
+        if db == raw_database {
+            return Err(invalid(
+                "report.public_database",
+                db,
+                "must differ from clickhouse.database (the BI user may read only the publication)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -632,6 +735,7 @@ impl Config {
         if self.shutdown.deadline_ms == 0 {
             return Err(invalid("shutdown.deadline_ms", 0, "must be positive"));
         }
+        self.report.validate(&self.clickhouse.database)?;
         Ok(())
     }
 

@@ -202,14 +202,14 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 },
         } => {
             use generate::national;
-            if year != national::NATIONAL_2024.year {
-                anyhow::bail!("--year {year}: calibration figures exist for 2024 only");
-            }
+            let Some(figures) = national::national_year(year) else {
+                anyhow::bail!("--year {year}: figures exist for 2023-2026 (2024 calibrated)");
+            };
             if !(scale > 0.0 && scale <= 1.0) {
                 anyhow::bail!("--scale {scale}: must be in (0, 1]");
             }
             let reference = config.enricher()?.reference;
-            let spec = national::scaled(&national::NATIONAL_2024, scale);
+            let spec = national::scaled(&figures, scale);
             let plan = national::Plan::new(spec, seed, &reference);
             let mut out = Output::open(&config, &output).await?;
             let bar = progress_bar(plan.days() as u64);
@@ -241,6 +241,63 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         } => {
             let sink = Sink::connect(&config.clickhouse).await?;
             let text = report::factsheet::render(&sink, year, format).await?;
+            match out {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+        Command::Report {
+            what:
+                ReportCommand::Municipalities {
+                    year,
+                    format,
+                    region,
+                    quarter,
+                    summary,
+                    publish,
+                    out,
+                },
+        } => {
+            use dispatch_ingest::cli::ReportFormat;
+            use report::municipalities::{compute, publish as public, render};
+            let reference = config.enricher()?.reference;
+            if let Some(r) = &region {
+                if !reference.regions.contains_key(r) {
+                    anyhow::bail!("--region {r}: not a safety region (VR01-VR25)");
+                }
+            }
+            let sink = Sink::connect(&config.clickhouse).await?;
+            let rep = compute::build(&sink, &reference, &config.report, year).await?;
+            if publish {
+                let (cells, suppressed) = public::publish(
+                    &sink,
+                    &config.report.public_database,
+                    &rep,
+                    &config.report.counting_unit_types,
+                )
+                .await?;
+                println!(
+                    "published {cells} cells of {year} ({suppressed} suppressed) to {}.{}",
+                    config.report.public_database,
+                    public::CELLS_TABLE
+                );
+                return Ok(());
+            }
+            let rep = render::restrict(rep, region.as_deref(), quarter);
+            let text = match (format, summary) {
+                (_, true) => render::region_summary(&rep),
+                (ReportFormat::Md, _) => render::to_markdown(&rep),
+                (ReportFormat::Csv, _) => render::to_csv(&rep),
+                (ReportFormat::Json, _) => render::to_json(&rep),
+                (ReportFormat::Html, _) => {
+                    let topology = dispatch_ingest::report::map::Topology::load(
+                        std::path::Path::new(&config.enrich.reference_dir),
+                    )?;
+                    report::municipalities::html::render(&rep, &topology)?
+                }
+            };
             match out {
                 Some(path) => std::fs::write(&path, text)
                     .with_context(|| format!("writing {}", path.display()))?,

@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_ingest_offsets",
         sql: include_str!("../schemas/clickhouse/migrations/0004_ingest_offsets.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_response_times",
+        sql: include_str!("../schemas/clickhouse/migrations/0005_response_times.sql"),
+    },
 ];
 
 /// Report queries under `schemas/clickhouse/queries/`, by name.

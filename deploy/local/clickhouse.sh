@@ -72,7 +72,9 @@ write_config() {
 </yandex>
 XML
     # Users: `default` (read-write, loopback only) for the pipeline and the tests; `bi_reader`
-    # (readonly) for BI tools. On 18.16 users live here; modern servers use CREATE USER/GRANT.
+    # (readonly) for BI tools; `bi_public` (readonly, only the published report database
+    # dispatch_public: docs/rollups.md, "The municipality report"). On 18.16 users live here;
+    # modern servers use CREATE USER/GRANT (deploy/clickhouse/bi_public.sql).
     cat >"$dir/users.xml" <<'XML'
 <?xml version="1.0"?>
 <yandex>
@@ -98,6 +100,15 @@ XML
             <profile>readonly</profile>
             <quota>default</quota>
         </bi_reader>
+        <bi_public>
+            <password></password>
+            <networks><ip>::1</ip><ip>127.0.0.1</ip></networks>
+            <profile>readonly</profile>
+            <quota>default</quota>
+            <allow_databases>
+                <database>dispatch_public</database>
+            </allow_databases>
+        </bi_public>
     </users>
     <quotas>
         <default>

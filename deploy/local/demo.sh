@@ -77,3 +77,6 @@ RUST_LOG="${RUST_LOG:-warn}" "$bin" report factsheet --year "$year" --format htm
 RUST_LOG="${RUST_LOG:-warn}" "$bin" report factsheet --year "$year" --format md | sed '/data:image/d'
 echo
 log "the HTML report with its charts: $report_html"
+
+# The municipality A0/A1 response-time report: a short summary per safety region.
+bash "$here/demo-municipalities.sh"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cross-version SQL check: apply every migration under schemas/clickhouse/migrations (in order)
-to a throwaway database, then run every report query under schemas/clickhouse/queries, on one
-engine:
+to a throwaway database, then run every report query under schemas/clickhouse/queries and the
+public (BI) schema under schemas/clickhouse/public, on one engine:
 
   --engine chdb               ClickHouse 26.x in-process (PyPI chdb-core)
   --engine http --url URL     a real server over HTTP (the local 18.16)
@@ -83,6 +83,7 @@ def main() -> int:
     root = pathlib.Path(args.schemas_dir)
     migrations = sorted((root / "migrations").glob("*.sql"))
     queries = sorted((root / "queries").glob("*.sql"))
+    public = sorted((root / "public").glob("*.sql"))
     if not migrations and not queries:
         print(f"sql-check: no SQL files under {root}", file=sys.stderr)
         return 2
@@ -92,7 +93,7 @@ def main() -> int:
     passed = failed = 0
     try:
         engine.query(f"CREATE DATABASE {db}")
-        for kind, files in (("migration", migrations), ("query", queries)):
+        for kind, files in (("migration", migrations), ("query", queries), ("public", public)):
             for f in files:
                 stmts = statements(f.read_text(), db)
                 if not stmts:

@@ -7,6 +7,9 @@
 //! decides, and what every output format (Markdown, CSV, JSON, HTML, the published ClickHouse
 //! tables) renders.
 
+pub mod compute;
 pub mod html;
 pub mod model;
+pub mod publish;
+pub mod render;
 pub mod suppress;

@@ -1,0 +1,347 @@
+//! The municipality report for BI tools: one row per cell in the public database
+//! (`report.public_database`, default `dispatch_public`; tables in
+//! `schemas/clickhouse/public/0001_municipality_report.sql`). Publishing a year replaces that
+//! year's partition as a whole (rows are first written to a staging table in the raw database,
+//! then `ALTER TABLE ... REPLACE PARTITION`), so a re-run is idempotent and a reader never sees
+//! half a year. The previous publication of the year is passed to the suppression as `previous`,
+//! so a cell suppressed once stays suppressed.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{Area, Cell, Exclusion, MunicipalityReport, Period, SuppressionReason};
+use crate::sink::{statements, Sink, SinkError};
+
+pub const PUBLIC_SQL: &str =
+    include_str!("../../../schemas/clickhouse/public/0001_municipality_report.sql");
+pub const CELLS_TABLE: &str = "municipality_response_times";
+pub const EXCLUSIONS_TABLE: &str = "municipality_response_exclusions";
+pub const PUBLICATIONS_TABLE: &str = "municipality_report_publications";
+
+/// One row of `municipality_response_times`.
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct CellRow {
+    pub year: u16,
+    pub quarter: u8,
+    pub period: String,
+    pub area_level: String,
+    pub area_code: String,
+    pub area_name: String,
+    pub region_code: String,
+    pub urgency: String,
+    pub deployments: Option<u64>,
+    pub mean_seconds: Option<f64>,
+    pub median_seconds: Option<f64>,
+    pub p90_seconds: Option<f64>,
+    pub p95_seconds: Option<f64>,
+    pub share_within_15: Option<f64>,
+    pub suppressed: u8,
+    pub suppression_reason: Option<String>,
+    pub suppression_reason_nl: Option<String>,
+    pub percentiles_withheld: u8,
+    pub meets_norm: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct ExclusionRow {
+    pub year: u16,
+    pub reason: String,
+    pub urgency: String,
+    pub incidents: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+pub struct PublicationRow {
+    pub year: u16,
+    pub published_at: u32,
+    pub min_deployments: u64,
+    pub min_deployments_percentiles: u64,
+    pub norm_seconds: u32,
+    pub counting_unit_types: String,
+    pub cells: u64,
+    pub suppressed_cells: u64,
+}
+
+/// The stable code of a suppression reason, as published.
+pub fn reason_code(r: SuppressionReason) -> &'static str {
+    match r {
+        SuppressionReason::TooFewDeployments => "too_few_deployments",
+        SuppressionReason::Complementary => "complementary",
+    }
+}
+
+fn reason_from_code(s: &str) -> Option<SuppressionReason> {
+    match s {
+        "too_few_deployments" => Some(SuppressionReason::TooFewDeployments),
+        "complementary" => Some(SuppressionReason::Complementary),
+        _ => None,
+    }
+}
+
+pub fn cell_row(c: &Cell) -> CellRow {
+    let (year, quarter) = match c.period {
+        Period::Year(y) => (y, 0),
+        Period::Quarter(y, q) => (y, q),
+    };
+    let (level, region) = match &c.area {
+        Area::National => ("national", String::new()),
+        Area::Region { code, .. } => ("region", code.clone()),
+        Area::Municipality { region_code, .. } => ("municipality", region_code.clone()),
+    };
+    CellRow {
+        year: year as u16,
+        quarter,
+        period: c.period.label(),
+        area_level: level.into(),
+        area_code: c.area.code().into(),
+        area_name: c.area.name().into(),
+        region_code: region,
+        urgency: c.urgency.label().into(),
+        deployments: c.n,
+        mean_seconds: c.mean_seconds,
+        median_seconds: c.median_seconds,
+        p90_seconds: c.p90_seconds,
+        p95_seconds: c.p95_seconds,
+        share_within_15: c.share_within_15,
+        suppressed: u8::from(c.suppressed.is_some()),
+        suppression_reason: c.suppressed.map(|r| reason_code(r).to_string()),
+        suppression_reason_nl: c.suppressed.map(|r| r.text_nl().to_string()),
+        percentiles_withheld: u8::from(c.percentiles_withheld),
+        meets_norm: c.meets_norm.map(u8::from),
+    }
+}
+
+/// A published row back as a cell (for `previous`); `None` for a row this version cannot read.
+pub fn row_cell(r: &CellRow) -> Option<Cell> {
+    use super::model::UrgencyGroup;
+    let area = match r.area_level.as_str() {
+        "national" => Area::National,
+        "region" => Area::Region {
+            code: r.area_code.clone(),
+            name: r.area_name.clone(),
+        },
+        "municipality" => Area::Municipality {
+            code: r.area_code.clone(),
+            name: r.area_name.clone(),
+            region_code: r.region_code.clone(),
+        },
+        _ => return None,
+    };
+    let year = i32::from(r.year);
+    let period = match r.quarter {
+        0 => Period::Year(year),
+        q @ 1..=4 => Period::Quarter(year, q),
+        _ => return None,
+    };
+    let urgency = UrgencyGroup::ALL
+        .into_iter()
+        .find(|u| u.label() == r.urgency)?;
+    let suppressed = match &r.suppression_reason {
+        Some(code) => Some(reason_from_code(code)?),
+        None => None,
+    };
+    Some(Cell {
+        area,
+        period,
+        urgency,
+        n: r.deployments,
+        mean_seconds: r.mean_seconds,
+        median_seconds: r.median_seconds,
+        p90_seconds: r.p90_seconds,
+        p95_seconds: r.p95_seconds,
+        share_within_15: r.share_within_15,
+        suppressed,
+        percentiles_withheld: r.percentiles_withheld == 1,
+        meets_norm: r.meets_norm.map(|m| m == 1),
+    })
+}
+
+fn ch(source: clickhouse::error::Error) -> SinkError {
+    SinkError::ClickHouse {
+        url: String::new(),
+        source,
+    }
+}
+
+/// Create the public database and its tables if missing.
+pub async fn ensure_schema(sink: &Sink, public_db: &str) -> Result<(), SinkError> {
+    for s in statements(PUBLIC_SQL, public_db) {
+        sink.execute(&s).await?;
+    }
+    Ok(())
+}
+
+/// The cells of `year` as last published, if the table exists and holds the year.
+pub async fn previous(
+    sink: &Sink,
+    public_db: &str,
+    year: i32,
+) -> Result<Option<Vec<Cell>>, SinkError> {
+    let exists: u64 = sink
+        .client()
+        .query("SELECT count() FROM system.tables WHERE database = ? AND name = ?")
+        .bind(public_db)
+        .bind(CELLS_TABLE)
+        .fetch_one()
+        .await
+        .map_err(ch)?;
+    if exists == 0 {
+        return Ok(None);
+    }
+    let rows: Vec<CellRow> = sink
+        .client()
+        .query("SELECT ?fields FROM ?.? WHERE year = ?")
+        .bind(clickhouse::sql::Identifier(public_db))
+        .bind(clickhouse::sql::Identifier(CELLS_TABLE))
+        .bind(year)
+        .fetch_all()
+        .await
+        .map_err(ch)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(rows.iter().filter_map(row_cell).collect()))
+}
+
+/// Write `rows` into `public_db.table`'s partition `year` as a whole: through a staging copy of
+/// the table in the raw database, then REPLACE PARTITION.
+async fn replace_year<T>(
+    sink: &Sink,
+    public_db: &str,
+    table: &str,
+    year: i32,
+    rows: &[T],
+) -> Result<(), SinkError>
+where
+    T: clickhouse::RowOwned + clickhouse::RowWrite + Send + Sync,
+{
+    use clickhouse::sql::Identifier;
+    let raw = sink.database().to_string();
+    let staging = format!("publish_staging_{table}");
+    let client = sink.client();
+    client
+        .query("DROP TABLE IF EXISTS ?.?")
+        .bind(Identifier(&raw))
+        .bind(Identifier(&staging))
+        .execute()
+        .await
+        .map_err(ch)?;
+    client
+        .query("CREATE TABLE ?.? AS ?.?")
+        .bind(Identifier(&raw))
+        .bind(Identifier(&staging))
+        .bind(Identifier(public_db))
+        .bind(Identifier(table))
+        .execute()
+        .await
+        .map_err(ch)?;
+    let mut insert = client.insert::<T>(&staging).await.map_err(ch)?;
+    for r in rows {
+        insert.write(r).await.map_err(ch)?;
+    }
+    insert.end().await.map_err(ch)?;
+    client
+        .query("ALTER TABLE ?.? REPLACE PARTITION ? FROM ?.?")
+        .bind(Identifier(public_db))
+        .bind(Identifier(table))
+        .bind(year)
+        .bind(Identifier(&raw))
+        .bind(Identifier(&staging))
+        .execute()
+        .await
+        .map_err(ch)?;
+    client
+        .query("DROP TABLE IF EXISTS ?.?")
+        .bind(Identifier(&raw))
+        .bind(Identifier(&staging))
+        .execute()
+        .await
+        .map_err(ch)
+}
+
+/// Publish the (suppressed) report of one year. Returns (cells, suppressed cells).
+pub async fn publish(
+    sink: &Sink,
+    public_db: &str,
+    report: &MunicipalityReport,
+    counting_unit_types: &str,
+) -> Result<(u64, u64), SinkError> {
+    ensure_schema(sink, public_db).await?;
+    let year = report.year;
+    let cells: Vec<CellRow> = report.cells.iter().map(cell_row).collect();
+    let exclusions: Vec<ExclusionRow> = report
+        .exclusions
+        .iter()
+        .map(|e: &Exclusion| ExclusionRow {
+            year: year as u16,
+            reason: e.reason.clone(),
+            urgency: e.urgency.label().into(),
+            incidents: e.incidents,
+        })
+        .collect();
+    let suppressed = cells.iter().filter(|c| c.suppressed == 1).count() as u64;
+    replace_year(sink, public_db, CELLS_TABLE, year, &cells).await?;
+    replace_year(sink, public_db, EXCLUSIONS_TABLE, year, &exclusions).await?;
+    let publication = PublicationRow {
+        year: year as u16,
+        published_at: crate::sink::now_secs(),
+        min_deployments: report.params.min_deployments,
+        min_deployments_percentiles: report.params.min_deployments_percentiles,
+        norm_seconds: report.norm_seconds,
+        counting_unit_types: counting_unit_types.into(),
+        cells: cells.len() as u64,
+        suppressed_cells: suppressed,
+    };
+    replace_year(sink, public_db, PUBLICATIONS_TABLE, year, &[publication]).await?;
+    Ok((cells.len() as u64, suppressed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::UrgencyGroup;
+    use super::*;
+
+    #[test]
+    fn a_published_row_reads_back_as_the_same_cell() {
+        let cells = [
+            Cell {
+                area: Area::Municipality {
+                    code: "GM0088".into(),
+                    name: "Schiermonnikoog".into(),
+                    region_code: "VR02".into(),
+                },
+                period: Period::Quarter(2025, 3),
+                urgency: UrgencyGroup::A0A1,
+                n: None,
+                mean_seconds: None,
+                median_seconds: None,
+                p90_seconds: None,
+                p95_seconds: None,
+                share_within_15: None,
+                suppressed: Some(SuppressionReason::TooFewDeployments),
+                percentiles_withheld: false,
+                meets_norm: None,
+            },
+            Cell {
+                area: Area::Region {
+                    code: "VR02".into(),
+                    name: "Fryslân".into(),
+                },
+                period: Period::Year(2025),
+                urgency: UrgencyGroup::A1,
+                n: Some(1200),
+                mean_seconds: Some(640.5),
+                median_seconds: Some(600.0),
+                p90_seconds: Some(900.0),
+                p95_seconds: Some(1100.0),
+                share_within_15: Some(0.91),
+                suppressed: None,
+                percentiles_withheld: false,
+                meets_norm: Some(false),
+            },
+        ];
+        for c in cells {
+            let r = cell_row(&c);
+            assert_eq!(row_cell(&r).as_ref(), Some(&c));
+        }
+    }
+}
