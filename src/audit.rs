@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
@@ -204,9 +204,10 @@ fn dead_lettered_offsets(
                 let mut src_partition = None;
                 let mut src_offset = None;
                 if let Some(h) = msg.headers() {
-                    for x in h.iter() {
-                        let v = String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned();
-                        match x.key {
+                    for x in crate::source::read_headers(h) {
+                        let v = String::from_utf8_lossy(x.value.as_deref().unwrap_or_default())
+                            .into_owned();
+                        match x.key_lossy().as_ref() {
                             dlq::HEADER_SOURCE_TOPIC => src_topic = Some(v),
                             dlq::HEADER_SOURCE_PARTITION => src_partition = v.parse().ok(),
                             dlq::HEADER_SOURCE_OFFSET => src_offset = v.parse().ok(),

@@ -10,7 +10,7 @@ use rdkafka::util::Timeout;
 
 use crate::config::KafkaConfig;
 use crate::event::SourcePosition;
-use crate::source::{client_config, RawRecord};
+use crate::source::{add_raw_header, client_config, RawHeader, RawRecord};
 use crate::telemetry;
 
 pub const HEADER_ERROR_KIND: &str = "dlq.error.kind";
@@ -56,7 +56,7 @@ impl DeadLetters {
         &self,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
-        extra_headers: &[(String, Vec<u8>)],
+        extra_headers: &[RawHeader],
         pos: &SourcePosition,
         kind: &str,
         message: &str,
@@ -66,11 +66,8 @@ impl DeadLetters {
         let mut backoff = Duration::from_millis(100);
         loop {
             let mut headers = OwnedHeaders::new();
-            for (k, v) in extra_headers {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v.as_slice()),
-                });
+            for h in extra_headers {
+                add_raw_header(&mut headers, &h.key, h.value.as_deref());
             }
             let headers = headers
                 .insert(Header {

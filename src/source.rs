@@ -15,7 +15,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedHeaders, Headers, Message, OwnedHeaders};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::config::{Config, KafkaConfig, OffsetReset};
@@ -29,9 +29,83 @@ pub struct RawRecord {
     pub stream: Stream,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Vec<RawHeader>,
     /// Assignment generation of the partition when the record was read (see [`OffsetTracker`]).
     pub generation: u64,
+}
+
+/// A Kafka record header as the broker holds it: the key is bytes (librdkafka-based producers
+/// such as kcat or sarama may write keys that are not UTF-8) and the value may be null.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawHeader {
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl RawHeader {
+    /// The key as text, with invalid UTF-8 replaced (for matching and logging only).
+    pub fn key_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.key)
+    }
+}
+
+/// Read every header as bytes. rdkafka's `Headers::get`/`iter` unwrap the key's `to_str()` and
+/// panic on a key that is not UTF-8, so this reads through librdkafka directly.
+pub fn read_headers(headers: &BorrowedHeaders) -> Vec<RawHeader> {
+    // `BorrowedHeaders` is a zero-sized view whose address is librdkafka's headers object.
+    let native = headers as *const BorrowedHeaders as *const rdkafka::bindings::rd_kafka_headers_t;
+    let mut out = Vec::with_capacity(headers.count());
+    for idx in 0..headers.count() {
+        let mut name: *const std::os::raw::c_char = std::ptr::null();
+        let mut value: *const std::os::raw::c_void = std::ptr::null();
+        let mut size: usize = 0;
+        // SAFETY: `native` is valid for the lifetime of `headers`; librdkafka returns pointers
+        // into the headers object (a NUL-terminated name, `size` value bytes or null), which we
+        // copy before `headers` can go away.
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_header_get_all(
+                native, idx, &mut name, &mut value, &mut size,
+            )
+        };
+        if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            || name.is_null()
+        {
+            break;
+        }
+        let key = unsafe { std::ffi::CStr::from_ptr(name) }
+            .to_bytes()
+            .to_vec();
+        let value = (!value.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(value as *const u8, size) }.to_vec());
+        out.push(RawHeader { key, value });
+    }
+    out
+}
+
+/// Append a header with a key of any bytes and a possibly null value (rdkafka's
+/// `OwnedHeaders::insert` takes only `&str` keys).
+pub fn add_raw_header(headers: &mut OwnedHeaders, key: &[u8], value: Option<&[u8]>) {
+    let native = headers.as_borrowed() as *const BorrowedHeaders
+        as *mut rdkafka::bindings::rd_kafka_headers_t;
+    let (ptr, len) = match value {
+        Some(v) => (v.as_ptr() as *const std::os::raw::c_void, v.len() as isize),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: `headers` is an owned, writable librdkafka headers object borrowed mutably here;
+    // librdkafka copies the name and value.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_header_add(
+            native,
+            key.as_ptr() as *const std::os::raw::c_char,
+            key.len() as isize,
+            ptr,
+            len,
+        )
+    };
+    debug_assert_eq!(
+        err,
+        rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+    );
 }
 
 /// A record that is finished: inserted, or acknowledged by the dead-letter topic.
@@ -280,14 +354,7 @@ impl KafkaSource {
                 .expect("tracker lock")
                 .begin(&topic, msg.partition(), msg.offset());
         telemetry::record_consumed(&topic);
-        let headers = msg
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = msg.headers().map(read_headers).unwrap_or_default();
         Ok(RawRecord {
             position: SourcePosition {
                 topic,

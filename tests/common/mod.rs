@@ -401,7 +401,7 @@ impl TestEnv {
     /// Read `n` records from the DLQ, sorted by key: (key, headers, payload).
     pub async fn read_dlq(&self, n: usize) -> Vec<DeadRecord> {
         use rdkafka::consumer::StreamConsumer;
-        use rdkafka::message::{Headers, Message};
+        use rdkafka::message::Message;
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.kafka.clone())
             .set("group.id", format!("{}-dlq-reader", self.group))
@@ -417,10 +417,11 @@ impl TestEnv {
                 .unwrap();
             let mut headers = std::collections::BTreeMap::new();
             if let Some(h) = msg.headers() {
-                for x in h.iter() {
+                for x in dispatch_ingest::source::read_headers(h) {
                     headers.insert(
-                        x.key.to_string(),
-                        String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                        x.key_lossy().into_owned(),
+                        String::from_utf8_lossy(x.value.as_deref().unwrap_or_default())
+                            .into_owned(),
                     );
                 }
             }

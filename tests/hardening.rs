@@ -1,0 +1,131 @@
+//! Production hardening (issue #10) against the real local Kafka broker and ClickHouse server:
+//! records from producers that are not ours, failing stages, and health that tells the truth.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use dispatch_ingest::decode::{Codec, WireFormat};
+use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream};
+use dispatch_ingest::source::{read_headers, RawHeader};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use uuid::Uuid;
+
+use common::TestEnv;
+
+fn call(incident: &str) -> DispatchEvent {
+    DispatchEvent {
+        envelope: Envelope {
+            event_id: Uuid::new_v4(),
+            incident_id: incident.into(),
+            dispatch_centre: "MKA Midden-Nederland".into(),
+            occurred_at_ms: dispatch_ingest::pipeline::now_ms() - 60_000,
+        },
+        payload: Payload::Call {
+            urgency: "A1".into(),
+            municipality_code: "GM0344".into(),
+            patient_age_years: Some(34),
+            triage_code: None,
+        },
+    }
+}
+
+/// A header key that is not UTF-8, as librdkafka-based producers can write.
+const BAD_KEY: &[u8] = b"\xff\xfetrace";
+
+/// Produce `payload` to partition 0 of `topic` with kcat (a librdkafka producer that is not
+/// ours), with a non-UTF-8 header key and a header without a value (null).
+fn kcat_produce(env: &TestEnv, topic: &str, key: &str, payload: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("payload");
+    std::fs::write(&file, payload).unwrap();
+    let mut bad_header = BAD_KEY.to_vec();
+    bad_header.extend_from_slice(b"=x");
+    let out = Command::new("kcat")
+        .args([
+            "-P", "-b", &env.kafka, "-t", topic, "-p", "0", "-k", key, "-H",
+        ])
+        .arg(std::ffi::OsStr::from_bytes(&bad_header))
+        .args(["-H", "nullvalue"])
+        .arg(&file)
+        .output()
+        .expect("kcat (deploy/local/install.sh installs it)");
+    assert!(
+        out.status.success(),
+        "kcat -P failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every DLQ record's headers, raw, in offset order over partitions.
+async fn dlq_headers(env: &TestEnv, n: usize) -> Vec<Vec<RawHeader>> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", env.kafka.clone())
+        .set("group.id", format!("{}-raw-dlq", env.group))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&env.dlq_topic]).unwrap();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let msg = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .expect("DLQ record within 60 s")
+            .unwrap();
+        out.push(msg.headers().map(read_headers).unwrap_or_default());
+    }
+    out
+}
+
+/// Defect 1: a header key that is not UTF-8 and a null header value crashed the consumer
+/// (rdkafka's `Headers::iter` unwraps `to_str()`). The good record lands, the bad one is
+/// dead-lettered with the odd headers kept byte for byte, and the offset is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_header_keys_and_null_values_are_processed_not_fatal() {
+    let env = TestEnv::new("hdr").await;
+    env.run_cli(&["migrate"]);
+    let codec = Codec::bundled(WireFormat::Avro);
+    let topic = env.topic(Stream::Call).to_string();
+    let good = call("INC-HDR-GOOD");
+    kcat_produce(&env, &topic, "INC-HDR-GOOD", &codec.encode(&good));
+    kcat_produce(&env, &topic, "INC-HDR-BAD", b"not avro at all");
+
+    let mut svc = env.spawn_service("hdr");
+    svc.wait_healthy(Duration::from_secs(30)).await;
+    let id = good.envelope.event_id;
+    env.wait_for_count(
+        &format!("event_id = toUUID('{id}')"),
+        1,
+        Duration::from_secs(60),
+    )
+    .await;
+    let dead = dlq_headers(&env, 1).await;
+    let h = &dead[0];
+    assert!(
+        h.iter()
+            .any(|x| x.key == BAD_KEY && x.value.as_deref() == Some(&b"x"[..])),
+        "the non-UTF-8 header key is kept on the DLQ copy: {h:?}"
+    );
+    assert!(
+        h.iter().any(|x| x.key == b"nullvalue" && x.value.is_none()),
+        "the null header value stays null on the DLQ copy: {h:?}"
+    );
+    svc.wait_for_metric("dispatch_ingest_records_dead_lettered_total", 1.0)
+        .await;
+    assert!(
+        svc.child.try_wait().unwrap().is_none(),
+        "service still running"
+    );
+    svc.stop();
+    assert_eq!(env.committed(&topic, 0), Some(2));
+    assert!(
+        !svc.log_text().contains("panicked"),
+        "no panic: {}",
+        svc.log_text()
+    );
+    env.cleanup().await;
+}
