@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use rand::Rng;
 use tokio::sync::mpsc;
 
@@ -41,6 +42,8 @@ pub enum PipelineError {
         database: String,
         pending: Vec<&'static str>,
     },
+    #[error("pipeline stage `{stage}` failed: {cause}; stored offsets were committed, unfinished records will be read again")]
+    StageFailed { stage: &'static str, cause: String },
     #[error("shutdown did not finish within shutdown.deadline_ms = {0}; unfinished records were not committed and will be read again")]
     Deadline(u64),
 }
@@ -77,11 +80,84 @@ enum Item {
     Finished(Done),
 }
 
+/// A fault to inject into a stage, for tests of the failure path (a stage that panics must
+/// stop the process with a non-zero exit code, a log line and a metric). Read by [`run`] from
+/// `DISPATCH_INGEST_TEST_FAULT` (`panic:source`, `panic:process` or `panic:sink`); never set it
+/// in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Panic in the named stage when it handles its first record.
+    Panic(&'static str),
+}
+
+impl Fault {
+    pub const ENV: &'static str = "DISPATCH_INGEST_TEST_FAULT";
+
+    pub fn from_env() -> Option<Fault> {
+        let v = std::env::var(Fault::ENV).ok()?;
+        let fault = match v.as_str() {
+            "panic:source" => Fault::Panic("source"),
+            "panic:process" => Fault::Panic("process"),
+            "panic:sink" => Fault::Panic("sink"),
+            other => {
+                tracing::warn!(value = other, "unknown {} ignored", Fault::ENV);
+                return None;
+            }
+        };
+        tracing::warn!(?fault, "fault injection enabled ({})", Fault::ENV);
+        Some(fault)
+    }
+
+    fn trigger(fault: Option<Fault>, stage: &str) {
+        if fault == Some(Fault::Panic(stage_name(stage))) {
+            panic!("injected fault: {stage} stage panics ({})", Fault::ENV);
+        }
+    }
+}
+
+fn stage_name(stage: &str) -> &'static str {
+    match stage {
+        "source" => "source",
+        "process" => "process",
+        _ => "sink",
+    }
+}
+
+/// The cause of a stage's end, from its join result.
+fn stage_cause(result: Result<(), tokio::task::JoinError>) -> String {
+    match result {
+        Ok(()) => "the stage returned before shutdown".to_string(),
+        Err(e) if e.is_panic() => format!("panicked: {}", panic_message(&*e.into_panic())),
+        Err(e) => format!("cancelled: {e}"),
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-text panic payload)".to_string()
+    }
+}
+
 /// Run the pipeline until `shutdown` resolves.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
     health: Health,
+) -> Result<Summary, PipelineError> {
+    run_with_fault(config, shutdown, health, Fault::from_env()).await
+}
+
+/// [`run`] with an injected fault (tests).
+pub async fn run_with_fault(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    health: Health,
+    fault: Option<Fault>,
 ) -> Result<Summary, PipelineError> {
     let counters = Arc::new(Counters::default());
     let sink = Sink::connect(&config.clickhouse).await?;
@@ -104,15 +180,16 @@ pub async fn run(
     let (tx_raw, rx_raw) = mpsc::channel::<RawRecord>(capacity);
     let (tx_item, rx_item) = mpsc::channel::<Item>(capacity);
 
-    let process = tokio::spawn(process_stage(
+    let mut process = Some(tokio::spawn(process_stage(
         rx_raw,
         tx_item,
         codec,
         enricher,
         dlq.clone(),
         counters.clone(),
-    ));
-    let sink_task = tokio::spawn(sink_stage(
+        fault,
+    )));
+    let mut sink_task = Some(tokio::spawn(sink_stage(
         rx_item,
         SinkContext {
             sink,
@@ -121,39 +198,77 @@ pub async fn run(
             config: config.clone(),
             counters: counters.clone(),
         },
-    ));
+        fault,
+    )));
     health.set_ready(true);
     tracing::info!("pipeline running");
 
-    // The source stage runs here, so `shutdown` need not be 'static.
+    // The source stage runs here, so `shutdown` need not be 'static. A stage that ends before
+    // shutdown (a panic, or a stage returning) is a failure: the others drain, what is stored
+    // is committed, and `run` returns the failure so the process exits non-zero.
+    let mut failed: Option<(&'static str, String)> = None;
     tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut shutdown => break,
-            received = source.recv() => match received {
-                Ok(record) => {
-                    counters.consumed.fetch_add(1, Ordering::SeqCst);
-                    tokio::select! {
-                        biased;
-                        _ = &mut shutdown => break,
-                        sent = tx_raw.send(record) => if sent.is_err() { break },
+    let source_loop = async {
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => return None,
+                r = async { process.as_mut().expect("running").await } => {
+                    process = None;
+                    return Some(("process", stage_cause(r)));
+                }
+                r = async { sink_task.as_mut().expect("running").await } => {
+                    sink_task = None;
+                    return Some(("sink", stage_cause(r)));
+                }
+                received = source.recv() => match received {
+                    Ok(record) => {
+                        Fault::trigger(fault, "source");
+                        counters.consumed.fetch_add(1, Ordering::SeqCst);
+                        tokio::select! {
+                            biased;
+                            _ = &mut shutdown => return None,
+                            sent = tx_raw.send(record) => if sent.is_err() {
+                                // The process stage is gone; its join result says why.
+                                continue;
+                            },
+                        }
                     }
-                }
-                Err(e) => {
-                    telemetry::kafka_error(&e);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
+                    Err(e) => {
+                        telemetry::kafka_error(&e);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+    };
+    match std::panic::AssertUnwindSafe(source_loop)
+        .catch_unwind()
+        .await
+    {
+        Ok(None) => tracing::info!("shutdown: draining the pipeline"),
+        Ok(Some(f)) => failed = Some(f),
+        Err(payload) => {
+            failed = Some(("source", format!("panicked: {}", panic_message(&*payload))))
         }
     }
-    tracing::info!("shutdown: draining the pipeline");
+    if let Some((stage, cause)) = &failed {
+        telemetry::stage_failed(stage, cause);
+    }
     health.set_ready(false);
     drop(tx_raw);
     let deadline = Duration::from_millis(config.shutdown.deadline_ms);
     let drained = tokio::time::timeout(deadline, async {
-        let _ = process.await;
-        let _ = sink_task.await;
+        for (stage, task) in [("process", process.take()), ("sink", sink_task.take())] {
+            let Some(task) = task else { continue };
+            if let Err(e) = task.await {
+                let cause = stage_cause(Err(e));
+                telemetry::stage_failed(stage, &cause);
+                if failed.is_none() {
+                    failed = Some((stage, cause));
+                }
+            }
+        }
     })
     .await;
     // Whatever was stored is correct to commit, even if draining timed out.
@@ -168,6 +283,9 @@ pub async fn run(
         unfinished = source.in_flight(),
         "pipeline stopped"
     );
+    if let Some((stage, cause)) = failed {
+        return Err(PipelineError::StageFailed { stage, cause });
+    }
     if drained.is_err() {
         return Err(PipelineError::Deadline(config.shutdown.deadline_ms));
     }
@@ -181,8 +299,10 @@ async fn process_stage(
     enricher: Arc<Enricher>,
     dlq: Arc<DeadLetters>,
     counters: Arc<Counters>,
+    fault: Option<Fault>,
 ) {
     while let Some(record) = rx.recv().await {
+        Fault::trigger(fault, "process");
         let item = process(&record, &codec, &enricher, &dlq, &counters).await;
         if tx.send(item).await.is_err() {
             break;
@@ -276,7 +396,7 @@ struct SinkContext {
     counters: Arc<Counters>,
 }
 
-async fn sink_stage(mut rx: mpsc::Receiver<Item>, ctx: SinkContext) {
+async fn sink_stage(mut rx: mpsc::Receiver<Item>, ctx: SinkContext, fault: Option<Fault>) {
     let b = &ctx.config.batch;
     let max_wait = Duration::from_millis(b.max_wait_ms);
     let mut batch = Batch::new();
@@ -285,6 +405,7 @@ async fn sink_stage(mut rx: mpsc::Receiver<Item>, ctx: SinkContext) {
         tokio::select! {
             item = rx.recv() => match item {
                 Some(Item::Row(row, done)) => {
+                    Fault::trigger(fault, "sink");
                     batch.bytes += row.approx_bytes();
                     batch.rows.push(*row);
                     batch.row_done.push(done);

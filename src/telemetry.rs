@@ -32,6 +32,7 @@ pub const REGISTRY_ERRORS: &str = "dispatch_ingest_schema_registry_errors_total"
 pub const UNKNOWN_MUNICIPALITY: &str = "dispatch_ingest_unknown_municipality_total";
 pub const UNKNOWN_MMT_STATION: &str = "dispatch_ingest_unknown_mmt_station_total";
 pub const UP: &str = "dispatch_ingest_up";
+pub const STAGE_FAILURES: &str = "dispatch_ingest_stage_failures_total";
 
 /// Describe every metric (so they show with HELP/TYPE lines).
 pub fn describe() {
@@ -77,6 +78,10 @@ pub fn describe() {
         "Alerts whose MMT station matches no station operating on the event date (kept, station unknown)."
     );
     describe_gauge!(UP, "1 while the pipeline runs.");
+    describe_counter!(
+        STAGE_FAILURES,
+        "Pipeline stages (source, process, sink) that panicked or ended before shutdown; the process then exits non-zero."
+    );
 }
 
 pub fn record_consumed(topic: &str) {
@@ -193,6 +198,16 @@ pub fn unknown_mmt_station(raw: &str, date: chrono::NaiveDate) {
     tracing::debug!(station = raw, %date, "unknown MMT station; kept as unknown");
 }
 
+/// A pipeline stage panicked or ended before shutdown; the process will exit non-zero.
+pub fn stage_failed(stage: &str, cause: &str) {
+    counter!(STAGE_FAILURES, "stage" => stage.to_string()).increment(1);
+    tracing::error!(
+        stage,
+        cause,
+        "pipeline stage failed; stopping with a non-zero exit code"
+    );
+}
+
 pub fn set_up(up: bool) {
     gauge!(UP).set(if up { 1.0 } else { 0.0 });
 }
@@ -210,11 +225,25 @@ pub fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     // try_init: a second call (tests) keeps the first subscriber.
-    let _ = if json {
+    let installed = if json {
         builder.json().flatten_event(true).try_init()
     } else {
         builder.try_init()
     };
+    if installed.is_ok() {
+        // A panic anywhere is logged as an error line (with where it happened) in the same
+        // format as every other line, then reported as usual.
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let message = crate::pipeline::panic_message(info.payload());
+            tracing::error!(panic = message, location, "panic");
+            default_hook(info);
+        }));
+    }
 }
 
 /// Liveness/readiness shared between the pipeline and `/health`.

@@ -129,3 +129,87 @@ async fn odd_header_keys_and_null_values_are_processed_not_fatal() {
     );
     env.cleanup().await;
 }
+
+/// Defect 7: a stage that panics used to end the run with "pipeline stopped" and exit 0, so a
+/// supervisor saw a clean stop. Now: non-zero exit, an error line naming the stage and cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_stage_exits_non_zero_with_the_cause_logged() {
+    let mut env = TestEnv::new("panic").await;
+    env.run_cli(&["migrate"]);
+    env.set_env(dispatch_ingest::pipeline::Fault::ENV, "panic:process");
+    let codec = Codec::bundled(WireFormat::Avro);
+    let topic = env.topic(Stream::Call).to_string();
+    env.produce_raw(&topic, "INC-PANIC", &codec.encode(&call("INC-PANIC")))
+        .await;
+    let mut svc = env.spawn_service("panic");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = svc.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "service still running 60 s after a stage panicked; log:\n{}",
+            svc.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = svc.log_text();
+    assert_eq!(status.code(), Some(1), "exit code; log:\n{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("pipeline stage failed"))
+        .unwrap_or_else(|| panic!("no stage failure line; log:\n{log}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["level"], "ERROR", "{line}");
+    assert_eq!(v["stage"], "process", "{line}");
+    assert!(
+        v["cause"].as_str().unwrap().contains("injected fault"),
+        "{line}"
+    );
+    assert!(!log.contains("consumed 1 inserted"), "no success summary");
+    // Nothing was inserted, so nothing was committed: the record is read again on restart.
+    assert_eq!(env.committed(&topic, 0).unwrap_or(0), 0);
+    env.cleanup().await;
+}
+
+/// Defect 7, the metric: run the pipeline in this process with the Prometheus recorder, inject
+/// a panic into the sink stage, and read `dispatch_ingest_stage_failures_total{stage="sink"}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_stage_is_counted_and_returned_as_an_error() {
+    let env = TestEnv::new("stagefail").await;
+    env.run_cli(&["migrate"]);
+    let handle = dispatch_ingest::telemetry::install_recorder().unwrap();
+    let codec = Codec::bundled(WireFormat::Avro);
+    let topic = env.topic(Stream::Call).to_string();
+    env.produce_raw(&topic, "INC-SINK", &codec.encode(&call("INC-SINK")))
+        .await;
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        dispatch_ingest::pipeline::run_with_fault(
+            env.config(),
+            std::future::pending(),
+            dispatch_ingest::telemetry::Health::default(),
+            Some(dispatch_ingest::pipeline::Fault::Panic("sink")),
+        ),
+    )
+    .await
+    .expect("the run ends by itself when a stage fails");
+    match result {
+        Err(dispatch_ingest::pipeline::PipelineError::StageFailed { stage, cause }) => {
+            assert_eq!(stage, "sink");
+            assert!(cause.contains("injected fault"), "{cause}");
+        }
+        other => panic!("expected a stage failure, got {other:?}"),
+    }
+    let text = handle.render();
+    assert_eq!(
+        common::metric_value(
+            &text,
+            "dispatch_ingest_stage_failures_total{stage=\"sink\"}"
+        ),
+        1.0,
+        "{text}"
+    );
+    env.cleanup().await;
+}
