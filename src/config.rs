@@ -295,6 +295,12 @@ pub enum LogFormat {
 pub struct TelemetryConfig {
     pub listen: String,
     pub log_format: LogFormat,
+    /// How often readiness is checked (ClickHouse ping, Kafka client statistics).
+    pub health_interval_ms: u64,
+    /// `/health` (liveness) fails when a pipeline loop made no progress for this long.
+    pub liveness_timeout_ms: u64,
+    /// `/ready` fails while the consumer lag has grown for this many minutes without a break.
+    pub ready_lag_growing_minutes: u64,
 }
 
 impl Default for TelemetryConfig {
@@ -302,6 +308,9 @@ impl Default for TelemetryConfig {
         TelemetryConfig {
             listen: "0.0.0.0:9464".into(),
             log_format: LogFormat::Auto,
+            health_interval_ms: 5_000,
+            liveness_timeout_ms: 120_000,
+            ready_lag_growing_minutes: 10,
         }
     }
 }
@@ -608,6 +617,31 @@ impl Config {
         })?;
         if self.shutdown.deadline_ms == 0 {
             return Err(invalid("shutdown.deadline_ms", 0, "must be positive"));
+        }
+        let t = &self.telemetry;
+        if t.health_interval_ms == 0 {
+            return Err(invalid(
+                "telemetry.health_interval_ms",
+                0,
+                "must be positive",
+            ));
+        }
+        if t.liveness_timeout_ms < 3 * t.health_interval_ms {
+            return Err(invalid(
+                "telemetry.liveness_timeout_ms",
+                t.liveness_timeout_ms,
+                format!(
+                    "must be at least 3 x telemetry.health_interval_ms ({})",
+                    t.health_interval_ms
+                ),
+            ));
+        }
+        if t.ready_lag_growing_minutes == 0 {
+            return Err(invalid(
+                "telemetry.ready_lag_growing_minutes",
+                0,
+                "must be positive",
+            ));
         }
         Ok(())
     }

@@ -82,12 +82,15 @@ enum Item {
 
 /// A fault to inject into a stage, for tests of the failure path (a stage that panics must
 /// stop the process with a non-zero exit code, a log line and a metric). Read by [`run`] from
-/// `DISPATCH_INGEST_TEST_FAULT` (`panic:source`, `panic:process` or `panic:sink`); never set it
+/// `DISPATCH_INGEST_TEST_FAULT` (`panic:source`, `panic:process`, `panic:sink`, `hang:process`,
+/// `hang:sink`); never set it
 /// in production.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Panic in the named stage when it handles its first record.
     Panic(&'static str),
+    /// Hang forever (a call that never returns) in the named stage at its first record.
+    Hang(&'static str),
 }
 
 impl Fault {
@@ -99,6 +102,8 @@ impl Fault {
             "panic:source" => Fault::Panic("source"),
             "panic:process" => Fault::Panic("process"),
             "panic:sink" => Fault::Panic("sink"),
+            "hang:process" => Fault::Hang("process"),
+            "hang:sink" => Fault::Hang("sink"),
             other => {
                 tracing::warn!(value = other, "unknown {} ignored", Fault::ENV);
                 return None;
@@ -111,6 +116,13 @@ impl Fault {
     fn trigger(fault: Option<Fault>, stage: &str) {
         if fault == Some(Fault::Panic(stage_name(stage))) {
             panic!("injected fault: {stage} stage panics ({})", Fault::ENV);
+        }
+    }
+
+    async fn hang(fault: Option<Fault>, stage: &str) {
+        if fault == Some(Fault::Hang(stage_name(stage))) {
+            tracing::warn!(stage, "injected fault: the stage hangs ({})", Fault::ENV);
+            std::future::pending::<()>().await;
         }
     }
 }
@@ -175,7 +187,10 @@ pub async fn run_with_fault(
     let codec = Arc::new(codec);
     let enricher = Arc::new(config.enricher()?);
     let dlq = Arc::new(DeadLetters::new(&config.kafka)?);
-    let source = Arc::new(KafkaSource::new(&config)?);
+    health.configure(telemetry::HealthSettings::from_config(&config));
+    let source = Arc::new(KafkaSource::with_health(&config, health.clone())?);
+    let interval = Duration::from_millis(config.telemetry.health_interval_ms);
+    let ping = tokio::spawn(ping_clickhouse(sink.clone(), health.clone(), interval));
     let capacity = config.batch.channel_capacity;
     let (tx_raw, rx_raw) = mpsc::channel::<RawRecord>(capacity);
     let (tx_item, rx_item) = mpsc::channel::<Item>(capacity);
@@ -187,7 +202,7 @@ pub async fn run_with_fault(
         enricher,
         dlq.clone(),
         counters.clone(),
-        fault,
+        (fault, health.clone()),
     )));
     let mut sink_task = Some(tokio::spawn(sink_stage(
         rx_item,
@@ -197,6 +212,7 @@ pub async fn run_with_fault(
             dlq: dlq.clone(),
             config: config.clone(),
             counters: counters.clone(),
+            health: health.clone(),
         },
         fault,
     )));
@@ -209,7 +225,9 @@ pub async fn run_with_fault(
     let mut failed: Option<(&'static str, String)> = None;
     tokio::pin!(shutdown);
     let source_loop = async {
+        let mut tick = tokio::time::interval(interval);
         loop {
+            health.beat("source");
             tokio::select! {
                 biased;
                 _ = &mut shutdown => return None,
@@ -225,13 +243,17 @@ pub async fn run_with_fault(
                     Ok(record) => {
                         Fault::trigger(fault, "source");
                         counters.consumed.fetch_add(1, Ordering::SeqCst);
-                        tokio::select! {
-                            biased;
-                            _ = &mut shutdown => return None,
-                            sent = tx_raw.send(record) => if sent.is_err() {
-                                // The process stage is gone; its join result says why.
-                                continue;
-                            },
+                        let send = tx_raw.send(record);
+                        tokio::pin!(send);
+                        loop {
+                            tokio::select! {
+                                biased;
+                                _ = &mut shutdown => return None,
+                                // Waiting for room downstream (backpressure) is progress.
+                                _ = tick.tick() => health.beat("source"),
+                                // The process stage may be gone: its join result says why.
+                                _ = &mut send => break,
+                            }
                         }
                     }
                     Err(e) => {
@@ -239,6 +261,8 @@ pub async fn run_with_fault(
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
+                // Waiting for records is progress too.
+                _ = tick.tick() => {}
             }
         }
     };
@@ -256,6 +280,7 @@ pub async fn run_with_fault(
         telemetry::stage_failed(stage, cause);
     }
     health.set_ready(false);
+    ping.abort();
     drop(tx_raw);
     let deadline = Duration::from_millis(config.shutdown.deadline_ms);
     let drained = tokio::time::timeout(deadline, async {
@@ -299,11 +324,21 @@ async fn process_stage(
     enricher: Arc<Enricher>,
     dlq: Arc<DeadLetters>,
     counters: Arc<Counters>,
-    fault: Option<Fault>,
+    (fault, health): (Option<Fault>, Health),
 ) {
-    while let Some(record) = rx.recv().await {
+    let mut tick = tokio::time::interval(Duration::from_millis(1000));
+    loop {
+        health.beat("process");
+        let record = tokio::select! {
+            r = rx.recv() => match r {
+                Some(r) => r,
+                None => break,
+            },
+            _ = tick.tick() => continue,
+        };
         Fault::trigger(fault, "process");
-        let item = process(&record, &codec, &enricher, &dlq, &counters).await;
+        Fault::hang(fault, "process").await;
+        let item = process(&record, &codec, &enricher, &dlq, &counters, &health).await;
         if tx.send(item).await.is_err() {
             break;
         }
@@ -319,6 +354,7 @@ async fn process(
     enricher: &Enricher,
     dlq: &DeadLetters,
     counters: &Counters,
+    health: &Health,
 ) -> Item {
     let done = record.done();
     let Some(bytes) = &record.payload else {
@@ -330,8 +366,12 @@ async fn process(
     let mut backoff = Duration::from_millis(200);
     let mut attempt = 0u32;
     loop {
+        health.beat("process");
         match codec.decode(record.stream, bytes, now_ms()).await {
             Ok((event, schema_id)) => {
+                if schema_id.is_some() {
+                    health.set_passive_check("registry", Ok(()));
+                }
                 let row = enrich::to_row(
                     &event,
                     &Meta {
@@ -356,6 +396,7 @@ async fn process(
                 return Item::Finished(done);
             }
             Err(DecodeFailure::Registry(e)) => {
+                health.set_passive_check("registry", Err(format!("registry: {e}")));
                 attempt += 1;
                 telemetry::registry_unavailable(&record.position, attempt, backoff, &e);
                 tokio::time::sleep(backoff).await;
@@ -394,18 +435,41 @@ struct SinkContext {
     dlq: Arc<DeadLetters>,
     config: Config,
     counters: Arc<Counters>,
+    health: Health,
+}
+
+/// The readiness check `clickhouse`: `SELECT 1` every `interval`.
+async fn ping_clickhouse(sink: Sink, health: Health, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tick.tick().await;
+        let ping = sink.client().query("SELECT 1").fetch_one::<u8>();
+        let result = match tokio::time::timeout(interval.max(Duration::from_secs(1)), ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("clickhouse: ping failed: {e}")),
+            Err(_) => Err(format!(
+                "clickhouse: no answer to a ping within {} ms",
+                interval.as_millis()
+            )),
+        };
+        health.set_check("clickhouse", result);
+    }
 }
 
 async fn sink_stage(mut rx: mpsc::Receiver<Item>, ctx: SinkContext, fault: Option<Fault>) {
     let b = &ctx.config.batch;
     let max_wait = Duration::from_millis(b.max_wait_ms);
     let mut batch = Batch::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(1000));
     loop {
+        ctx.health.beat("sink");
         let flush_at = batch.started.map(|t| t + max_wait);
         tokio::select! {
+            _ = tick.tick() => {}
             item = rx.recv() => match item {
                 Some(Item::Row(row, done)) => {
                     Fault::trigger(fault, "sink");
+                    Fault::hang(fault, "sink").await;
                     batch.bytes += row.approx_bytes();
                     batch.rows.push(*row);
                     batch.row_done.push(done);
@@ -531,6 +595,7 @@ async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), S
     let max = Duration::from_millis(c.retry_max_ms);
     let mut attempt = 0u32;
     loop {
+        ctx.health.beat("sink");
         let err = match ctx.sink.insert(rows, timeout).await {
             Ok(()) => return Ok(()),
             Err(e) => e,

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
@@ -16,11 +17,11 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedHeaders, Headers, Message, OwnedHeaders};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 
 use crate::config::{Config, KafkaConfig, OffsetReset};
 use crate::event::{SourcePosition, Stream};
-use crate::telemetry;
+use crate::telemetry::{self, Health};
 
 /// A record as read from Kafka, owned, with where it came from.
 #[derive(Debug, Clone)]
@@ -220,9 +221,78 @@ impl OffsetTracker {
 /// assignment in step with the group's.
 pub struct SourceContext {
     tracker: Arc<Mutex<OffsetTracker>>,
+    health: Health,
+    /// Since when the group has given this member no partitions (None: some are assigned).
+    unassigned_since: Mutex<Option<Instant>>,
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    /// librdkafka's statistics (every `telemetry.health_interval_ms`): broker states, the group's
+    /// assignment and the consumer lag feed readiness.
+    fn stats(&self, stats: Statistics) {
+        let mut since = self.unassigned_since.lock().expect("unassigned lock");
+        health_from_stats(&self.health, &stats, &mut since);
+    }
+}
+
+/// Readiness checks `kafka`, `assignment` and `lag` from one statistics sample.
+pub fn health_from_stats(
+    health: &Health,
+    stats: &Statistics,
+    unassigned_since: &mut Option<Instant>,
+) {
+    let brokers: Vec<_> = stats
+        .brokers
+        .values()
+        .filter(|b| b.source != "internal")
+        .collect();
+    let kafka = if brokers.iter().any(|b| b.state == "UP") {
+        Ok(())
+    } else {
+        let mut states: Vec<String> = brokers
+            .iter()
+            .map(|b| format!("{} {}", b.name, b.state))
+            .collect();
+        states.sort();
+        Err(format!(
+            "kafka: no broker reachable ({})",
+            states.join(", ")
+        ))
+    };
+    health.set_check("kafka", kafka);
+    let assigned = stats.cgrp.as_ref().map_or(0, |g| g.assignment_size);
+    let assignment = if assigned > 0 {
+        *unassigned_since = None;
+        Ok(())
+    } else {
+        let since = *unassigned_since.get_or_insert_with(Instant::now);
+        let grace = health.join_grace();
+        if since.elapsed() <= grace {
+            Ok(())
+        } else {
+            let (state, join) = stats.cgrp.as_ref().map_or(("none", "none"), |g| {
+                (g.state.as_str(), g.join_state.as_str())
+            });
+            Err(format!(
+                "assignment: no partitions assigned for {} s (group state {state}, join state {join}; grace {} s)",
+                since.elapsed().as_secs(),
+                grace.as_secs()
+            ))
+        }
+    };
+    health.set_check("assignment", assignment);
+    let mut total = 0i64;
+    for (topic, t) in &stats.topics {
+        for (partition, p) in &t.partitions {
+            if *partition < 0 || !p.desired || p.consumer_lag < 0 {
+                continue;
+            }
+            telemetry::consumer_lag(topic, *partition, p.consumer_lag);
+            total += p.consumer_lag;
+        }
+    }
+    health.sample_lag(total);
+}
 
 fn describe(tpl: &TopicPartitionList) -> String {
     tpl.elements()
@@ -299,6 +369,12 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     pub fn new(config: &Config) -> KafkaResult<KafkaSource> {
+        KafkaSource::with_health(config, Health::default())
+    }
+
+    /// A source whose client statistics feed `health` (readiness checks `kafka`, `assignment`,
+    /// `lag`).
+    pub fn with_health(config: &Config, health: Health) -> KafkaResult<KafkaSource> {
         let k = &config.kafka;
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
         let mut cc = client_config(k);
@@ -319,12 +395,18 @@ impl KafkaSource {
             .set(
                 "queued.max.messages.kbytes",
                 k.fetch_queue_kbytes.to_string(),
+            )
+            .set(
+                "statistics.interval.ms",
+                config.telemetry.health_interval_ms.to_string(),
             );
         for (key, value) in &k.extra {
             cc.set(key, value);
         }
         let consumer: StreamConsumer<SourceContext> = cc.create_with_context(SourceContext {
             tracker: tracker.clone(),
+            health,
+            unassigned_since: Mutex::new(Some(Instant::now())),
         })?;
         let topics: Vec<&str> = Stream::ALL
             .iter()
