@@ -21,18 +21,24 @@ pub enum RegistryError {
         status: u16,
         body: String,
     },
-    #[error("schema id {id} is not known to the schema registry")]
+    #[error("schema registry {url} gave an answer that is not the registry's JSON ({message}); a proxy, a login page or a wrong base path?")]
+    Unexpected { url: String, message: String },
+    #[error("schema id {id} is not known to the schema registry (error code 40403)")]
     NotFound { id: u32 },
     #[error("schema id {id}: {message}")]
     BadSchema { id: u32, message: String },
 }
 
 impl RegistryError {
-    /// Worth asking again later: network trouble, timeouts, 5xx, 429.
+    /// Worth asking again later: everything but an id the registry itself says it does not
+    /// know (Confluent error code 40403) and a schema it serves that is not Avro. A 404 from a
+    /// proxy or a wrong base path, a replica that has not caught up yet (answers are checked
+    /// again), a 200 HTML page, a 401, a timeout mid-body: all outages, the record waits.
     pub fn is_retriable(&self) -> bool {
         match self {
-            RegistryError::Unreachable { .. } => true,
-            RegistryError::Status { status, .. } => *status >= 500 || *status == 429,
+            RegistryError::Unreachable { .. }
+            | RegistryError::Status { .. }
+            | RegistryError::Unexpected { .. } => true,
             RegistryError::NotFound { .. } | RegistryError::BadSchema { .. } => false,
         }
     }
@@ -44,6 +50,15 @@ struct SchemaResponse {
     #[serde(rename = "schemaType")]
     schema_type: Option<String>,
 }
+
+/// Confluent's error body, e.g. `{"error_code": 40403, "message": "Schema not found"}`.
+#[derive(serde::Deserialize)]
+struct ErrorResponse {
+    error_code: u32,
+}
+
+/// The Confluent error code for "schema not found" (by id).
+pub const SCHEMA_NOT_FOUND: u32 = 40403;
 
 #[derive(serde::Deserialize)]
 struct RegisterResponse {
@@ -146,23 +161,25 @@ impl RegistryClient {
             .await
             .map_err(unreachable)?;
         let status = resp.status().as_u16();
-        if status == 404 {
+        // The whole body first: a timeout or a reset mid-body is the registry being unreachable.
+        let body = resp.bytes().await.map_err(unreachable)?;
+        if status == 404
+            && serde_json::from_slice::<ErrorResponse>(&body)
+                .is_ok_and(|e| e.error_code == SCHEMA_NOT_FOUND)
+        {
             return Err(RegistryError::NotFound { id });
         }
         if status != 200 {
-            let body = resp.text().await.unwrap_or_default();
             return Err(RegistryError::Status {
                 url: url.to_string(),
                 status,
-                body,
+                body: snippet(&body),
             });
         }
-        resp.json::<SchemaResponse>()
-            .await
-            .map_err(|e| RegistryError::BadSchema {
-                id,
-                message: format!("unexpected registry response: {e}"),
-            })
+        serde_json::from_slice::<SchemaResponse>(&body).map_err(|e| RegistryError::Unexpected {
+            url: url.to_string(),
+            message: format!("{e}; body starts {:?}", snippet(&body)),
+        })
     }
 
     /// Register `schema_json` under `subject`; returns its id.
@@ -192,4 +209,14 @@ impl RegistryClient {
                 body: e.to_string(),
             })
     }
+}
+
+/// The start of a response body, for error messages.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut s: String = text.chars().take(120).collect();
+    if text.chars().count() > 120 {
+        s.push('…');
+    }
+    s
 }
