@@ -149,17 +149,45 @@ pub fn insert_failed(
     }
 }
 
-pub fn record_dead_lettered(topic: &str, kind: &str, partition: i32, offset: i64, reason: &str) {
+/// At most this many per-record warning lines per minute; the rest are counted and summed up in
+/// the next line that is logged.
+pub const RECORD_WARNINGS_PER_MINUTE: u32 = 10;
+
+/// A per-record warning may be logged now: `Some(suppressed since the last one)`, or `None`.
+fn record_warning_allowed() -> Option<u64> {
+    static WINDOW: Mutex<Option<(Instant, u32, u64)>> = Mutex::new(None);
+    let mut w = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    let (start, logged, suppressed) = w.get_or_insert((now, 0, 0));
+    if now.saturating_duration_since(*start) >= Duration::from_secs(60) {
+        *start = now;
+        *logged = 0;
+    }
+    if *logged < RECORD_WARNINGS_PER_MINUTE {
+        *logged += 1;
+        Some(std::mem::take(suppressed))
+    } else {
+        *suppressed += 1;
+        None
+    }
+}
+
+/// A record was dead-lettered. The log line names where it came from and the error kind, never
+/// the reason text (it can quote field values: ages, municipality, triage codes); the reason is
+/// in the DLQ record's headers. Rate limited ([`RECORD_WARNINGS_PER_MINUTE`]).
+pub fn record_dead_lettered(topic: &str, kind: &str, partition: i32, offset: i64, _reason: &str) {
     counter!(RECORDS_DEAD_LETTERED, "topic" => topic.to_string(), "kind" => kind.to_string())
         .increment(1);
-    tracing::warn!(
-        topic,
-        partition,
-        offset,
-        kind,
-        reason,
-        "record sent to the dead-letter topic"
-    );
+    if let Some(suppressed) = record_warning_allowed() {
+        tracing::warn!(
+            topic,
+            partition,
+            offset,
+            kind,
+            suppressed_since_last = suppressed,
+            "record sent to the dead-letter topic (reason in its dlq.error.message header)"
+        );
+    }
 }
 
 pub fn offsets_committed() {
@@ -197,14 +225,14 @@ pub fn registry_unavailable(
     );
 }
 
-/// Counted every time; logged the first time a code is seen (`first`).
-pub fn unknown_municipality(code: &str, date: chrono::NaiveDate, first: bool) {
+/// Counted every time; logged the first time a code is seen (`first`), without the code itself
+/// (a patient's municipality); the row keeps it in `municipality_code`.
+pub fn unknown_municipality(_code: &str, date: chrono::NaiveDate, first: bool) {
     counter!(UNKNOWN_MUNICIPALITY).increment(1);
     if first {
         tracing::warn!(
-            code,
             %date,
-            "municipality code not in the reference table on this date; event kept with region unknown (logged once per code)"
+            "a municipality code not in the reference table on this date; event kept with region unknown (logged once per code; find it with municipality_code in ClickHouse)"
         );
     }
 }

@@ -213,3 +213,136 @@ async fn a_failed_stage_is_counted_and_returned_as_an_error() {
     );
     env.cleanup().await;
 }
+
+/// Defect 10: `check-config` masks every secret (also `kafka.extra` keys holding keys, and
+/// passwords inside URLs); a config error never echoes a secret; `kafka.extra` cannot turn the
+/// delivery guarantee off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_and_config_errors_show_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        r#"
+[kafka]
+sasl_password = "PLANTED-SASL"
+[kafka.extra]
+"ssl.key.pem" = "PLANTED-KEY-PEM"
+"sasl.oauthbearer.config" = "PLANTED-OAUTH"
+"ssl.keystore.password" = "PLANTED-KEYSTORE"
+"ssl.truststore.location" = "/etc/ssl/trust.jks"
+[clickhouse]
+url = "http://ingest:PLANTED-CH-URL@127.0.0.1:8123"
+password = "PLANTED-CH"
+"#,
+    )
+    .unwrap();
+    let run = |extra_env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispatch-ingest"));
+        cmd.arg("--config").arg(&file).arg("check-config");
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&[]);
+    let shown =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{shown}");
+    assert!(!shown.contains("PLANTED"), "a secret is shown:\n{shown}");
+    assert!(
+        shown.contains("http://ingest:***@127.0.0.1:8123"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("/etc/ssl/trust.jks"),
+        "not a secret: {shown}"
+    );
+
+    // An invalid value of a secret key: the error names the key, not the value.
+    let out = run(&[("DISPATCH_INGEST__CLICKHOUSE__URL", "ftp://u:PLANTED-BAD@x")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("clickhouse.url") && !err.contains("PLANTED"),
+        "{err}"
+    );
+
+    for key in [
+        "ENABLE.AUTO.COMMIT",
+        "ENABLE.AUTO.OFFSET.STORE",
+        "ISOLATION.LEVEL",
+    ] {
+        let var = format!("DISPATCH_INGEST__KAFKA__EXTRA__{key}");
+        let out = run(&[(var.as_str(), "read_uncommitted")]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {err}");
+        assert!(
+            err.contains(&format!("kafka.extra.{}", key.to_lowercase()))
+                && err.contains("cannot be overridden"),
+            "{err}"
+        );
+    }
+}
+
+/// Defect 10: per-record warnings name the position and the error kind, never field values,
+/// and are rate limited; the service's log holds neither planted patient values nor secrets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_hold_no_patient_values_or_secrets_and_record_warnings_are_rate_limited() {
+    let mut env = TestEnv::new("logs").await;
+    env.run_cli(&["migrate"]);
+    env.set_env("DISPATCH_INGEST__KAFKA__SASL_PASSWORD", "PLANTED-SASL");
+    env.set_env(
+        "DISPATCH_INGEST__CLICKHOUSE__URL",
+        &env.clickhouse_url.replace("http://", "http://default:@"),
+    );
+    let codec = Codec::bundled(WireFormat::Avro);
+    let topic = env.topic(Stream::Call).to_string();
+    let mut records = Vec::new();
+    for i in 0..40 {
+        let mut ev = call(&format!("INC-LOG-{i}"));
+        if let Payload::Call {
+            municipality_code,
+            patient_age_years,
+            triage_code,
+            ..
+        } = &mut ev.payload
+        {
+            // Invalid (dead-lettered, the error names the code) and unknown-but-valid codes.
+            *municipality_code = if i % 2 == 0 {
+                "PLANTEDMUNI".into()
+            } else {
+                "GM9917".into()
+            };
+            *patient_age_years = Some(117);
+            *triage_code = Some("PLANTEDTRIAGE".into());
+        }
+        records.push((topic.clone(), format!("INC-LOG-{i}"), codec.encode(&ev)));
+    }
+    env.produce_many(&records).await;
+    let mut svc = env.spawn_service("logs");
+    svc.wait_healthy(Duration::from_secs(60)).await;
+    svc.wait_for_metric("dispatch_ingest_records_dead_lettered_total", 20.0)
+        .await;
+    env.wait_for_count("1", 20, Duration::from_secs(60)).await;
+    svc.stop();
+    let log = svc.log_text();
+    for planted in [
+        "PLANTEDMUNI",
+        "GM9917",
+        "PLANTEDTRIAGE",
+        "117",
+        "PLANTED-SASL",
+    ] {
+        assert!(!log.contains(planted), "{planted} in the log:\n{log}");
+    }
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("record sent to the dead-letter topic"))
+        .count() as u32;
+    assert!(
+        (1..=dispatch_ingest::telemetry::RECORD_WARNINGS_PER_MINUTE).contains(&warnings),
+        "{warnings} per-record warnings for 20 dead-lettered records:\n{log}"
+    );
+    env.cleanup().await;
+}

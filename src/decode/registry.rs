@@ -95,6 +95,11 @@ impl RegistryClient {
         }
     }
 
+    /// The base URL without a password, for error messages.
+    fn shown_url(&self) -> String {
+        crate::config::redact_url(&self.settings.url)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.settings.url.trim_end_matches('/'))
     }
@@ -151,7 +156,7 @@ impl RegistryClient {
 
     async fn get_once(&self, url: &str, id: u32) -> Result<SchemaResponse, RegistryError> {
         let unreachable = |e: reqwest::Error| RegistryError::Unreachable {
-            url: self.settings.url.clone(),
+            url: self.shown_url(),
             message: e.to_string(),
         };
         let resp = self
@@ -171,13 +176,13 @@ impl RegistryClient {
         }
         if status != 200 {
             return Err(RegistryError::Status {
-                url: url.to_string(),
+                url: crate::config::redact_url(url),
                 status,
                 body: snippet(&body),
             });
         }
         serde_json::from_slice::<SchemaResponse>(&body).map_err(|e| RegistryError::Unexpected {
-            url: url.to_string(),
+            url: crate::config::redact_url(url),
             message: format!("{e}; body starts {:?}", snippet(&body)),
         })
     }
@@ -192,19 +197,23 @@ impl RegistryClient {
             .send()
             .await
             .map_err(|e| RegistryError::Unreachable {
-                url: self.settings.url.clone(),
+                url: self.shown_url(),
                 message: e.to_string(),
             })?;
         let status = resp.status().as_u16();
         if status != 200 {
             let body = resp.text().await.unwrap_or_default();
-            return Err(RegistryError::Status { url, status, body });
+            return Err(RegistryError::Status {
+                url: crate::config::redact_url(&url),
+                status,
+                body,
+            });
         }
         resp.json::<RegisterResponse>()
             .await
             .map(|r| r.id)
             .map_err(|e| RegistryError::Status {
-                url,
+                url: crate::config::redact_url(&url),
                 status,
                 body: e.to_string(),
             })
