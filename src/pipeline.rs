@@ -186,8 +186,8 @@ pub async fn run_with_fault(
     }
     let codec = Arc::new(codec);
     let enricher = Arc::new(config.enricher()?);
-    let dlq = Arc::new(DeadLetters::new(&config.kafka)?);
     health.configure(telemetry::HealthSettings::from_config(&config));
+    let dlq = Arc::new(DeadLetters::new(&config.kafka)?.with_health(health.clone()));
     let source = Arc::new(KafkaSource::with_health(&config, health.clone())?);
     let interval = Duration::from_millis(config.telemetry.health_interval_ms);
     let ping = tokio::spawn(ping_clickhouse(sink.clone(), health.clone(), interval));
@@ -550,8 +550,8 @@ async fn flush(batch: &mut Batch, ctx: &SinkContext) {
                 Some(&payload),
                 &[],
                 &pos,
-                "clickhouse_rejected",
-                &message,
+                ("clickhouse_rejected", &message),
+                "sink",
             )
             .await;
     }
