@@ -93,3 +93,52 @@ async fn a_missing_dlq_topic_stops_the_partition_and_turns_ready_false() {
     assert_eq!(env.committed(&topic, partition), None);
     env.cleanup().await;
 }
+
+/// Defect 13 (part): the audit's DLQ scan used to stop silently at 60 s and report success. A
+/// scan that cannot reach the end of the DLQ is now an error; one that does returns every
+/// dead-lettered source offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_dlq_scan_is_an_error_not_a_clean_audit() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let env = TestEnv::new("dlqscan").await;
+    let producer = env.producer();
+    for offset in 0..3 {
+        let o = offset.to_string();
+        producer
+            .send(
+                FutureRecord::to(&env.dlq_topic)
+                    .key("k")
+                    .payload("x")
+                    .headers(
+                        OwnedHeaders::new()
+                            .insert(Header {
+                                key: "dlq.source.topic",
+                                value: Some("src"),
+                            })
+                            .insert(Header {
+                                key: "dlq.source.partition",
+                                value: Some("0"),
+                            })
+                            .insert(Header {
+                                key: "dlq.source.offset",
+                                value: Some(o.as_str()),
+                            }),
+                    ),
+                Timeout::After(Duration::from_secs(30)),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let config = env.config();
+    match dispatch_ingest::audit::dead_lettered_offsets(&config, Duration::ZERO) {
+        Err(dispatch_ingest::audit::AuditError::DlqScanCut { unfinished, .. }) => {
+            assert!(unfinished >= 1)
+        }
+        other => panic!("a scan given no time must be reported cut, got {other:?}"),
+    }
+    let full =
+        dispatch_ingest::audit::dead_lettered_offsets(&config, Duration::from_secs(30)).unwrap();
+    assert_eq!(full[&("src".to_string(), 0)].len(), 3, "{full:?}");
+    env.cleanup().await;
+}
