@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
@@ -23,7 +23,16 @@ pub enum AuditError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error("the scan of dead-letter topic {topic} was cut: {unfinished} partition(s) not read to the end after {idle_ms} ms without a record; the audit cannot tell what is dead-lettered")]
+    DlqScanCut {
+        topic: String,
+        unfinished: usize,
+        idle_ms: u64,
+    },
 }
+
+/// The DLQ scan fails when no record arrives for this long before every partition's end.
+pub const DLQ_SCAN_IDLE: Duration = Duration::from_secs(30);
 
 /// One partition's account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +83,7 @@ pub async fn audit(
         .set("enable.auto.commit", "false")
         .create()?;
     let timeout = Duration::from_secs(10);
-    let dead = dead_lettered_offsets(config)?;
+    let dead = dead_lettered_offsets(config, DLQ_SCAN_IDLE)?;
     let mut out = Vec::new();
     for stream in Stream::ALL {
         let topic = config.topics.get(stream).name.clone();
@@ -170,9 +179,12 @@ where
         })
 }
 
-/// Source (topic, partition) -> offsets, read from the dead-letter topic's headers.
-fn dead_lettered_offsets(
+/// Source (topic, partition) -> offsets, read from the dead-letter topic's headers, to the end
+/// of every partition. No time limit on the whole scan (a large DLQ takes long), but `idle`
+/// without a record or a partition end is an error: a cut scan is never reported as complete.
+pub fn dead_lettered_offsets(
     config: &Config,
+    idle: Duration,
 ) -> Result<BTreeMap<(String, i32), HashSet<i64>>, AuditError> {
     let consumer: BaseConsumer = client_config(&config.kafka)
         .set("group.id", format!("{}-audit", config.kafka.group_id))
@@ -196,17 +208,26 @@ fn dead_lettered_offsets(
         return Ok(out);
     }
     consumer.assign(&tpl)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while remaining > 0 && std::time::Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(500)) {
+    let mut last_progress = std::time::Instant::now();
+    while remaining > 0 {
+        if last_progress.elapsed() > idle {
+            return Err(AuditError::DlqScanCut {
+                topic: topic.clone(),
+                unfinished: remaining,
+                idle_ms: idle.as_millis() as u64,
+            });
+        }
+        match consumer.poll(Duration::from_millis(500).min(idle)) {
             Some(Ok(msg)) => {
+                last_progress = std::time::Instant::now();
                 let mut src_topic = None;
                 let mut src_partition = None;
                 let mut src_offset = None;
                 if let Some(h) = msg.headers() {
-                    for x in h.iter() {
-                        let v = String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned();
-                        match x.key {
+                    for x in crate::source::read_headers(h) {
+                        let v = String::from_utf8_lossy(x.value.as_deref().unwrap_or_default())
+                            .into_owned();
+                        match x.key_lossy().as_ref() {
                             dlq::HEADER_SOURCE_TOPIC => src_topic = Some(v),
                             dlq::HEADER_SOURCE_PARTITION => src_partition = v.parse().ok(),
                             dlq::HEADER_SOURCE_OFFSET => src_offset = v.parse().ok(),
@@ -218,7 +239,10 @@ fn dead_lettered_offsets(
                     out.entry((t, p)).or_default().insert(o);
                 }
             }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => remaining -= 1,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
+                last_progress = std::time::Instant::now();
+                remaining -= 1;
+            }
             Some(Err(e)) => return Err(e.into()),
             None => {}
         }

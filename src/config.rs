@@ -39,11 +39,58 @@ pub enum ConfigError {
 }
 
 pub(crate) fn invalid(key: &str, value: impl ToString, reason: impl Into<String>) -> ConfigError {
+    // An error names the key; it never echoes a secret value.
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let value = if is_secret_key(key) || (key.starts_with("kafka.extra.") && is_secret_extra(last))
+    {
+        "***".to_string()
+    } else {
+        redact_url(&value.to_string())
+    };
     ConfigError::Invalid {
         key: key.to_string(),
-        value: value.to_string(),
+        value,
         reason: reason.into(),
     }
+}
+
+/// librdkafka properties the pipeline's delivery guarantee depends on: `kafka.extra` must not
+/// override them.
+pub const RESERVED_KAFKA_PROPERTIES: [&str; 3] = [
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "isolation.level",
+];
+
+/// `text` with the password of any `scheme://user:password@host` in it replaced by `***`.
+pub fn redact_url(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"')
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => {
+                        out.push_str(user);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -316,6 +363,12 @@ pub enum LogFormat {
 pub struct TelemetryConfig {
     pub listen: String,
     pub log_format: LogFormat,
+    /// How often readiness is checked (ClickHouse ping, Kafka client statistics).
+    pub health_interval_ms: u64,
+    /// `/health` (liveness) fails when a pipeline loop made no progress for this long.
+    pub liveness_timeout_ms: u64,
+    /// `/ready` fails while the consumer lag has grown for this many minutes without a break.
+    pub ready_lag_growing_minutes: u64,
 }
 
 impl Default for TelemetryConfig {
@@ -323,6 +376,9 @@ impl Default for TelemetryConfig {
         TelemetryConfig {
             listen: "0.0.0.0:9464".into(),
             log_format: LogFormat::Auto,
+            health_interval_ms: 5_000,
+            liveness_timeout_ms: 120_000,
+            ready_lag_growing_minutes: 10,
         }
     }
 }
@@ -527,6 +583,15 @@ impl Config {
     /// Checks beyond types: ranges, names, addresses, readable schema files.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let k = &self.kafka;
+        for key in k.extra.keys() {
+            if RESERVED_KAFKA_PROPERTIES.contains(&key.trim()) {
+                return Err(invalid(
+                    &format!("kafka.extra.{key}"),
+                    &k.extra[key],
+                    "the pipeline sets this librdkafka property itself (offsets are stored only after the insert or the dead-letter write, and read committed); it cannot be overridden",
+                ));
+            }
+        }
         if k.bootstrap_servers.trim().is_empty() {
             return Err(invalid(
                 "kafka.bootstrap_servers",
@@ -736,6 +801,31 @@ impl Config {
             return Err(invalid("shutdown.deadline_ms", 0, "must be positive"));
         }
         self.report.validate(&self.clickhouse.database)?;
+        let t = &self.telemetry;
+        if t.health_interval_ms == 0 {
+            return Err(invalid(
+                "telemetry.health_interval_ms",
+                0,
+                "must be positive",
+            ));
+        }
+        if t.liveness_timeout_ms < 3 * t.health_interval_ms {
+            return Err(invalid(
+                "telemetry.liveness_timeout_ms",
+                t.liveness_timeout_ms,
+                format!(
+                    "must be at least 3 x telemetry.health_interval_ms ({})",
+                    t.health_interval_ms
+                ),
+            ));
+        }
+        if t.ready_lag_growing_minutes == 0 {
+            return Err(invalid(
+                "telemetry.ready_lag_growing_minutes",
+                0,
+                "must be positive",
+            ));
+        }
         Ok(())
     }
 
@@ -818,22 +908,47 @@ fn check_topic_name(key: &str, name: &str) -> Result<(), ConfigError> {
 
 fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    k.contains("password") || k.contains("secret") || k.contains("token")
+    k.contains("password")
+        || k.contains("secret")
+        || k.contains("token")
+        || k.contains("ssl.key")
+        || k.contains("oauthbearer.config")
+        || k.contains("jaas.config")
+}
+
+/// A `kafka.extra` property that may hold a secret (librdkafka names: `ssl.key.pem`,
+/// `ssl.keystore.password`, `sasl.oauthbearer.config`, ...).
+fn is_secret_extra(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    is_secret_key(&k) || k.contains("key") || k.contains("sasl.oauthbearer")
 }
 
 fn mask_secrets(value: &mut toml::Value) {
-    if let toml::Value::Table(t) = value {
-        for (k, v) in t.iter_mut() {
-            if is_secret_key(k) {
-                if let toml::Value::String(s) = v {
-                    if !s.is_empty() {
-                        *s = "***".into();
+    mask_table(value, false);
+}
+
+fn mask_table(value: &mut toml::Value, in_extra: bool) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t.iter_mut() {
+                let secret = if in_extra {
+                    is_secret_extra(k)
+                } else {
+                    is_secret_key(k)
+                };
+                if secret {
+                    if let toml::Value::String(s) = v {
+                        if !s.is_empty() {
+                            *s = "***".into();
+                        }
                     }
+                } else {
+                    mask_table(v, !in_extra && k == "extra");
                 }
-            } else {
-                mask_secrets(v);
             }
         }
+        toml::Value::String(s) => *s = redact_url(s),
+        _ => {}
     }
 }
 
@@ -1028,6 +1143,15 @@ mod tests {
             assert!(err.contains(key), "{var}={value}: {err}");
             assert!(err.contains(shown), "{var}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(
+            redact_url("http://ingest:hunter2@ch:8123/db and https://a@b/c"),
+            "http://ingest:***@ch:8123/db and https://a@b/c"
+        );
+        assert_eq!(redact_url("no url here"), "no url here");
     }
 
     #[test]

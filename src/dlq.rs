@@ -10,22 +10,70 @@ use rdkafka::util::Timeout;
 
 use crate::config::KafkaConfig;
 use crate::event::SourcePosition;
-use crate::source::{client_config, RawRecord};
-use crate::telemetry;
+use crate::source::{add_raw_header, client_config, RawHeader, RawRecord};
+use crate::telemetry::{self, Health};
 
 pub const HEADER_ERROR_KIND: &str = "dlq.error.kind";
 pub const HEADER_ERROR_MESSAGE: &str = "dlq.error.message";
 pub const HEADER_SOURCE_TOPIC: &str = "dlq.source.topic";
 pub const HEADER_SOURCE_PARTITION: &str = "dlq.source.partition";
 pub const HEADER_SOURCE_OFFSET: &str = "dlq.source.offset";
+/// Set when the copy's value was cut to fit the producer's `message.max.bytes`: the original
+/// value's size in bytes and its SHA-256 (hex).
+pub const HEADER_ORIGINAL_SIZE: &str = "dlq.original.size";
+pub const HEADER_ORIGINAL_SHA256: &str = "dlq.original.sha256";
+
+/// The error text in the headers is cut to this many bytes.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
 
 pub struct DeadLetters {
     producer: FutureProducer,
     topic: String,
+    /// Key, value and headers of a copy together stay below this.
+    max_bytes: usize,
+    health: Health,
+}
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// Produce errors that no retry can fix: the copy is too large, the topic does not exist or
+/// may not be written, the record is invalid for the broker.
+pub fn is_permanent(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::UnknownTopic
+                | C::UnknownTopicOrPartition
+                | C::TopicAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::InvalidRecord
+                | C::InvalidMessageSize
+        )
+    )
+}
+
+/// The longest prefix of `s` within `max` bytes, on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 impl DeadLetters {
     pub fn new(k: &KafkaConfig) -> rdkafka::error::KafkaResult<DeadLetters> {
+        let message_max = k
+            .extra
+            .get("message.max.bytes")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
         let producer: FutureProducer = client_config(k)
             .set("acks", "all")
             .set("enable.idempotence", "true")
@@ -34,7 +82,16 @@ impl DeadLetters {
         Ok(DeadLetters {
             producer,
             topic: k.dlq_topic.clone(),
+            // Room for the record batch overhead and librdkafka's own framing.
+            max_bytes: message_max.saturating_sub(16 * 1024),
+            health: Health::default(),
         })
+    }
+
+    /// Report partitions stalled on the DLQ to `health` (`/ready`, `dispatch_ingest_dlq_stalled`).
+    pub fn with_health(mut self, health: Health) -> DeadLetters {
+        self.health = health;
+        self
     }
 
     /// Write `record` to the dead-letter topic and wait for the acknowledgement, retrying with
@@ -45,8 +102,8 @@ impl DeadLetters {
             record.payload.as_deref(),
             &record.headers,
             &record.position,
-            kind,
-            message,
+            (kind, message),
+            "process",
         )
         .await;
     }
@@ -56,21 +113,53 @@ impl DeadLetters {
         &self,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
-        extra_headers: &[(String, Vec<u8>)],
+        extra_headers: &[RawHeader],
         pos: &SourcePosition,
-        kind: &str,
-        message: &str,
+        (kind, message): (&str, &str),
+        caller: &'static str,
     ) {
         let partition = pos.partition.to_string();
         let offset = pos.offset.to_string();
+        let message = cut(message, MAX_ERROR_MESSAGE_BYTES);
+        // Bound the copy: headers first, the key kept, the value cut to what is left.
+        let header_bytes: usize = extra_headers
+            .iter()
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len) + 16)
+            .sum::<usize>()
+            + message.len()
+            + kind.len()
+            + pos.topic.len()
+            + 512;
+        let key = key.map(|k| &k[..k.len().min(self.max_bytes / 4)]);
+        let room = self
+            .max_bytes
+            .saturating_sub(header_bytes + key.map_or(0, <[u8]>::len));
+        let (payload, original) = match payload {
+            Some(p) if p.len() > room => {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(p);
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                (Some(&p[..room]), Some((p.len().to_string(), hex)))
+            }
+            other => (other, None),
+        };
         let mut backoff = Duration::from_millis(100);
+        let mut stalled = false;
         loop {
             let mut headers = OwnedHeaders::new();
-            for (k, v) in extra_headers {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v.as_slice()),
-                });
+            for h in extra_headers {
+                add_raw_header(&mut headers, &h.key, h.value.as_deref());
+            }
+            if let Some((size, digest)) = &original {
+                headers = headers
+                    .insert(Header {
+                        key: HEADER_ORIGINAL_SIZE,
+                        value: Some(size.as_str()),
+                    })
+                    .insert(Header {
+                        key: HEADER_ORIGINAL_SHA256,
+                        value: Some(digest.as_str()),
+                    });
             }
             let headers = headers
                 .insert(Header {
@@ -107,6 +196,10 @@ impl DeadLetters {
                 .await
             {
                 Ok(_) => {
+                    if stalled {
+                        self.health.set_dlq_stalled(&pos.topic, pos.partition, None);
+                        tracing::warn!(%pos, dlq = %self.topic, "dead-letter topic writable again; the partition continues");
+                    }
                     telemetry::record_dead_lettered(
                         &pos.topic,
                         kind,
@@ -116,8 +209,32 @@ impl DeadLetters {
                     );
                     return;
                 }
+                Err((e, _)) if is_permanent(&e) => {
+                    // No retry fixes this soon: the partition stops here (its offset is not
+                    // committed past this record), /ready turns false, and we ask again slowly
+                    // in case an operator fixes the topic or its permissions.
+                    if !stalled {
+                        stalled = true;
+                        self.health.set_dlq_stalled(
+                            &pos.topic,
+                            pos.partition,
+                            Some(pos.to_string()),
+                        );
+                    }
+                    tracing::error!(
+                        error = %e,
+                        %pos,
+                        dlq = %self.topic,
+                        retry_in_ms = 30_000u64,
+                        "dead-lettering is impossible; the partition is stopped at this record and nothing past it is committed"
+                    );
+                    // Waiting here is not a wedge: the caller's loop is alive.
+                    self.health.beat(caller);
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
                 Err((e, _)) => {
                     tracing::warn!(error = %e, %pos, retry_in_ms = backoff.as_millis() as u64, "dead-letter write failed; retrying");
+                    self.health.beat(caller);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }

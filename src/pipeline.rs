@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use rand::Rng;
 use tokio::sync::mpsc;
 
@@ -43,6 +44,8 @@ pub enum PipelineError {
         database: String,
         pending: Vec<&'static str>,
     },
+    #[error("pipeline stage `{stage}` failed: {cause}; stored offsets were committed, unfinished records will be read again")]
+    StageFailed { stage: &'static str, cause: String },
     #[error("shutdown did not finish within shutdown.deadline_ms = {0}; unfinished records were not committed and will be read again")]
     Deadline(u64),
 }
@@ -79,11 +82,96 @@ enum Item {
     Finished(Done),
 }
 
+/// A fault to inject into a stage, for tests of the failure path (a stage that panics must
+/// stop the process with a non-zero exit code, a log line and a metric). Read by [`run`] from
+/// `DISPATCH_INGEST_TEST_FAULT` (`panic:source`, `panic:process`, `panic:sink`, `hang:process`,
+/// `hang:sink`); never set it
+/// in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Panic in the named stage when it handles its first record.
+    Panic(&'static str),
+    /// Hang forever (a call that never returns) in the named stage at its first record.
+    Hang(&'static str),
+}
+
+impl Fault {
+    pub const ENV: &'static str = "DISPATCH_INGEST_TEST_FAULT";
+
+    pub fn from_env() -> Option<Fault> {
+        let v = std::env::var(Fault::ENV).ok()?;
+        let fault = match v.as_str() {
+            "panic:source" => Fault::Panic("source"),
+            "panic:process" => Fault::Panic("process"),
+            "panic:sink" => Fault::Panic("sink"),
+            "hang:process" => Fault::Hang("process"),
+            "hang:sink" => Fault::Hang("sink"),
+            other => {
+                tracing::warn!(value = other, "unknown {} ignored", Fault::ENV);
+                return None;
+            }
+        };
+        tracing::warn!(?fault, "fault injection enabled ({})", Fault::ENV);
+        Some(fault)
+    }
+
+    fn trigger(fault: Option<Fault>, stage: &str) {
+        if fault == Some(Fault::Panic(stage_name(stage))) {
+            panic!("injected fault: {stage} stage panics ({})", Fault::ENV);
+        }
+    }
+
+    async fn hang(fault: Option<Fault>, stage: &str) {
+        if fault == Some(Fault::Hang(stage_name(stage))) {
+            tracing::warn!(stage, "injected fault: the stage hangs ({})", Fault::ENV);
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn stage_name(stage: &str) -> &'static str {
+    match stage {
+        "source" => "source",
+        "process" => "process",
+        _ => "sink",
+    }
+}
+
+/// The cause of a stage's end, from its join result.
+fn stage_cause(result: Result<(), tokio::task::JoinError>) -> String {
+    match result {
+        Ok(()) => "the stage returned before shutdown".to_string(),
+        Err(e) if e.is_panic() => format!("panicked: {}", panic_message(&*e.into_panic())),
+        Err(e) => format!("cancelled: {e}"),
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-text panic payload)".to_string()
+    }
+}
+
 /// Run the pipeline until `shutdown` resolves.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
     health: Health,
+) -> Result<Summary, PipelineError> {
+    run_with_fault(config, shutdown, health, Fault::from_env()).await
+}
+
+/// [`run`] with an injected fault (tests).
+pub async fn run_with_fault(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    health: Health,
+    fault: Option<Fault>,
 ) -> Result<Summary, PipelineError> {
     let counters = Arc::new(Counters::default());
     let sink = Sink::connect(&config.clickhouse).await?;
@@ -101,21 +189,25 @@ pub async fn run(
     let codec = Arc::new(codec);
     let enricher = Arc::new(config.enricher()?);
     crate::security::check_kafka(&config.kafka, crate::security::KAFKA_CHECK_WAIT).await?;
-    let dlq = Arc::new(DeadLetters::new(&config.kafka)?);
-    let source = Arc::new(KafkaSource::new(&config)?);
+    health.configure(telemetry::HealthSettings::from_config(&config));
+    let dlq = Arc::new(DeadLetters::new(&config.kafka)?.with_health(health.clone()));
+    let source = Arc::new(KafkaSource::with_health(&config, health.clone())?);
+    let interval = Duration::from_millis(config.telemetry.health_interval_ms);
+    let ping = tokio::spawn(ping_clickhouse(sink.clone(), health.clone(), interval));
     let capacity = config.batch.channel_capacity;
     let (tx_raw, rx_raw) = mpsc::channel::<RawRecord>(capacity);
     let (tx_item, rx_item) = mpsc::channel::<Item>(capacity);
 
-    let process = tokio::spawn(process_stage(
+    let mut process = Some(tokio::spawn(process_stage(
         rx_raw,
         tx_item,
         codec,
         enricher,
         dlq.clone(),
         counters.clone(),
-    ));
-    let sink_task = tokio::spawn(sink_stage(
+        (fault, health.clone()),
+    )));
+    let mut sink_task = Some(tokio::spawn(sink_stage(
         rx_item,
         SinkContext {
             sink,
@@ -123,40 +215,88 @@ pub async fn run(
             dlq: dlq.clone(),
             config: config.clone(),
             counters: counters.clone(),
+            health: health.clone(),
         },
-    ));
+        fault,
+    )));
     health.set_ready(true);
     tracing::info!("pipeline running");
 
-    // The source stage runs here, so `shutdown` need not be 'static.
+    // The source stage runs here, so `shutdown` need not be 'static. A stage that ends before
+    // shutdown (a panic, or a stage returning) is a failure: the others drain, what is stored
+    // is committed, and `run` returns the failure so the process exits non-zero.
+    let mut failed: Option<(&'static str, String)> = None;
     tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut shutdown => break,
-            received = source.recv() => match received {
-                Ok(record) => {
-                    counters.consumed.fetch_add(1, Ordering::SeqCst);
-                    tokio::select! {
-                        biased;
-                        _ = &mut shutdown => break,
-                        sent = tx_raw.send(record) => if sent.is_err() { break },
+    let source_loop = async {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            health.beat("source");
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => return None,
+                r = async { process.as_mut().expect("running").await } => {
+                    process = None;
+                    return Some(("process", stage_cause(r)));
+                }
+                r = async { sink_task.as_mut().expect("running").await } => {
+                    sink_task = None;
+                    return Some(("sink", stage_cause(r)));
+                }
+                received = source.recv() => match received {
+                    Ok(record) => {
+                        Fault::trigger(fault, "source");
+                        counters.consumed.fetch_add(1, Ordering::SeqCst);
+                        let send = tx_raw.send(record);
+                        tokio::pin!(send);
+                        loop {
+                            tokio::select! {
+                                biased;
+                                _ = &mut shutdown => return None,
+                                // Waiting for room downstream (backpressure) is progress.
+                                _ = tick.tick() => health.beat("source"),
+                                // The process stage may be gone: its join result says why.
+                                _ = &mut send => break,
+                            }
+                        }
                     }
-                }
-                Err(e) => {
-                    telemetry::kafka_error(&e);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
+                    Err(e) => {
+                        telemetry::kafka_error(&e);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                // Waiting for records is progress too.
+                _ = tick.tick() => {}
+            }
+        }
+    };
+    match std::panic::AssertUnwindSafe(source_loop)
+        .catch_unwind()
+        .await
+    {
+        Ok(None) => tracing::info!("shutdown: draining the pipeline"),
+        Ok(Some(f)) => failed = Some(f),
+        Err(payload) => {
+            failed = Some(("source", format!("panicked: {}", panic_message(&*payload))))
         }
     }
-    tracing::info!("shutdown: draining the pipeline");
+    if let Some((stage, cause)) = &failed {
+        telemetry::stage_failed(stage, cause);
+    }
     health.set_ready(false);
+    ping.abort();
     drop(tx_raw);
     let deadline = Duration::from_millis(config.shutdown.deadline_ms);
     let drained = tokio::time::timeout(deadline, async {
-        let _ = process.await;
-        let _ = sink_task.await;
+        for (stage, task) in [("process", process.take()), ("sink", sink_task.take())] {
+            let Some(task) = task else { continue };
+            if let Err(e) = task.await {
+                let cause = stage_cause(Err(e));
+                telemetry::stage_failed(stage, &cause);
+                if failed.is_none() {
+                    failed = Some((stage, cause));
+                }
+            }
+        }
     })
     .await;
     // Whatever was stored is correct to commit, even if draining timed out.
@@ -171,6 +311,9 @@ pub async fn run(
         unfinished = source.in_flight(),
         "pipeline stopped"
     );
+    if let Some((stage, cause)) = failed {
+        return Err(PipelineError::StageFailed { stage, cause });
+    }
     if drained.is_err() {
         return Err(PipelineError::Deadline(config.shutdown.deadline_ms));
     }
@@ -184,9 +327,21 @@ async fn process_stage(
     enricher: Arc<Enricher>,
     dlq: Arc<DeadLetters>,
     counters: Arc<Counters>,
+    (fault, health): (Option<Fault>, Health),
 ) {
-    while let Some(record) = rx.recv().await {
-        let item = process(&record, &codec, &enricher, &dlq, &counters).await;
+    let mut tick = tokio::time::interval(Duration::from_millis(1000));
+    loop {
+        health.beat("process");
+        let record = tokio::select! {
+            r = rx.recv() => match r {
+                Some(r) => r,
+                None => break,
+            },
+            _ = tick.tick() => continue,
+        };
+        Fault::trigger(fault, "process");
+        Fault::hang(fault, "process").await;
+        let item = process(&record, &codec, &enricher, &dlq, &counters, &health).await;
         if tx.send(item).await.is_err() {
             break;
         }
@@ -202,6 +357,7 @@ async fn process(
     enricher: &Enricher,
     dlq: &DeadLetters,
     counters: &Counters,
+    health: &Health,
 ) -> Item {
     let done = record.done();
     let Some(bytes) = &record.payload else {
@@ -213,8 +369,12 @@ async fn process(
     let mut backoff = Duration::from_millis(200);
     let mut attempt = 0u32;
     loop {
+        health.beat("process");
         match codec.decode(record.stream, bytes, now_ms()).await {
             Ok((event, schema_id)) => {
+                if schema_id.is_some() {
+                    health.set_passive_check("registry", Ok(()));
+                }
                 let row = enrich::to_row(
                     &event,
                     &Meta {
@@ -239,6 +399,7 @@ async fn process(
                 return Item::Finished(done);
             }
             Err(DecodeFailure::Registry(e)) => {
+                health.set_passive_check("registry", Err(format!("registry: {e}")));
                 attempt += 1;
                 telemetry::registry_unavailable(&record.position, attempt, backoff, &e);
                 tokio::time::sleep(backoff).await;
@@ -277,17 +438,41 @@ struct SinkContext {
     dlq: Arc<DeadLetters>,
     config: Config,
     counters: Arc<Counters>,
+    health: Health,
 }
 
-async fn sink_stage(mut rx: mpsc::Receiver<Item>, ctx: SinkContext) {
+/// The readiness check `clickhouse`: `SELECT 1` every `interval`.
+async fn ping_clickhouse(sink: Sink, health: Health, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tick.tick().await;
+        let ping = sink.client().query("SELECT 1").fetch_one::<u8>();
+        let result = match tokio::time::timeout(interval.max(Duration::from_secs(1)), ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("clickhouse: ping failed: {e}")),
+            Err(_) => Err(format!(
+                "clickhouse: no answer to a ping within {} ms",
+                interval.as_millis()
+            )),
+        };
+        health.set_check("clickhouse", result);
+    }
+}
+
+async fn sink_stage(mut rx: mpsc::Receiver<Item>, ctx: SinkContext, fault: Option<Fault>) {
     let b = &ctx.config.batch;
     let max_wait = Duration::from_millis(b.max_wait_ms);
     let mut batch = Batch::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(1000));
     loop {
+        ctx.health.beat("sink");
         let flush_at = batch.started.map(|t| t + max_wait);
         tokio::select! {
+            _ = tick.tick() => {}
             item = rx.recv() => match item {
                 Some(Item::Row(row, done)) => {
+                    Fault::trigger(fault, "sink");
+                    Fault::hang(fault, "sink").await;
                     batch.bytes += row.approx_bytes();
                     batch.rows.push(*row);
                     batch.row_done.push(done);
@@ -368,8 +553,8 @@ async fn flush(batch: &mut Batch, ctx: &SinkContext) {
                 Some(&payload),
                 &[],
                 &pos,
-                "clickhouse_rejected",
-                &message,
+                ("clickhouse_rejected", &message),
+                "sink",
             )
             .await;
     }
@@ -413,6 +598,7 @@ async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), S
     let max = Duration::from_millis(c.retry_max_ms);
     let mut attempt = 0u32;
     loop {
+        ctx.health.beat("sink");
         let err = match ctx.sink.insert(rows, timeout).await {
             Ok(()) => return Ok(()),
             Err(e) => e,

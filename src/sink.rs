@@ -381,7 +381,7 @@ impl Sink {
             .with_user(&cfg.user)
             .with_password(&cfg.password)
             .with_validation(false);
-        let url = cfg.url.clone();
+        let url = crate::config::redact_url(&cfg.url);
         let raw: String = base
             .query("SELECT version()")
             .fetch_one()
@@ -396,7 +396,7 @@ impl Sink {
             Validation::Off => false,
             Validation::Auto => version.supports_validation(),
         };
-        tracing::info!(%version, validation, url = %cfg.url, "connected to ClickHouse");
+        tracing::info!(%version, validation, url = %crate::config::redact_url(&cfg.url), "connected to ClickHouse");
         let client = base.with_validation(validation);
         Ok(Sink {
             db_client: client.clone().with_database(&cfg.database),

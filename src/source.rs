@@ -9,18 +9,19 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::message::{BorrowedHeaders, Headers, Message, OwnedHeaders};
+use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 
 use crate::config::{Config, KafkaConfig, OffsetReset};
 use crate::event::{SourcePosition, Stream};
-use crate::telemetry;
+use crate::telemetry::{self, Health};
 
 /// A record as read from Kafka, owned, with where it came from.
 #[derive(Debug, Clone)]
@@ -29,9 +30,83 @@ pub struct RawRecord {
     pub stream: Stream,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Vec<RawHeader>,
     /// Assignment generation of the partition when the record was read (see [`OffsetTracker`]).
     pub generation: u64,
+}
+
+/// A Kafka record header as the broker holds it: the key is bytes (librdkafka-based producers
+/// such as kcat or sarama may write keys that are not UTF-8) and the value may be null.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawHeader {
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl RawHeader {
+    /// The key as text, with invalid UTF-8 replaced (for matching and logging only).
+    pub fn key_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.key)
+    }
+}
+
+/// Read every header as bytes. rdkafka's `Headers::get`/`iter` unwrap the key's `to_str()` and
+/// panic on a key that is not UTF-8, so this reads through librdkafka directly.
+pub fn read_headers(headers: &BorrowedHeaders) -> Vec<RawHeader> {
+    // `BorrowedHeaders` is a zero-sized view whose address is librdkafka's headers object.
+    let native = headers as *const BorrowedHeaders as *const rdkafka::bindings::rd_kafka_headers_t;
+    let mut out = Vec::with_capacity(headers.count());
+    for idx in 0..headers.count() {
+        let mut name: *const std::os::raw::c_char = std::ptr::null();
+        let mut value: *const std::os::raw::c_void = std::ptr::null();
+        let mut size: usize = 0;
+        // SAFETY: `native` is valid for the lifetime of `headers`; librdkafka returns pointers
+        // into the headers object (a NUL-terminated name, `size` value bytes or null), which we
+        // copy before `headers` can go away.
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_header_get_all(
+                native, idx, &mut name, &mut value, &mut size,
+            )
+        };
+        if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            || name.is_null()
+        {
+            break;
+        }
+        let key = unsafe { std::ffi::CStr::from_ptr(name) }
+            .to_bytes()
+            .to_vec();
+        let value = (!value.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(value as *const u8, size) }.to_vec());
+        out.push(RawHeader { key, value });
+    }
+    out
+}
+
+/// Append a header with a key of any bytes and a possibly null value (rdkafka's
+/// `OwnedHeaders::insert` takes only `&str` keys).
+pub fn add_raw_header(headers: &mut OwnedHeaders, key: &[u8], value: Option<&[u8]>) {
+    let native = headers.as_borrowed() as *const BorrowedHeaders
+        as *mut rdkafka::bindings::rd_kafka_headers_t;
+    let (ptr, len) = match value {
+        Some(v) => (v.as_ptr() as *const std::os::raw::c_void, v.len() as isize),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: `headers` is an owned, writable librdkafka headers object borrowed mutably here;
+    // librdkafka copies the name and value.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_header_add(
+            native,
+            key.as_ptr() as *const std::os::raw::c_char,
+            key.len() as isize,
+            ptr,
+            len,
+        )
+    };
+    debug_assert_eq!(
+        err,
+        rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+    );
 }
 
 /// A record that is finished: inserted, or acknowledged by the dead-letter topic.
@@ -146,9 +221,78 @@ impl OffsetTracker {
 /// assignment in step with the group's.
 pub struct SourceContext {
     tracker: Arc<Mutex<OffsetTracker>>,
+    health: Health,
+    /// Since when the group has given this member no partitions (None: some are assigned).
+    unassigned_since: Mutex<Option<Instant>>,
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    /// librdkafka's statistics (every `telemetry.health_interval_ms`): broker states, the group's
+    /// assignment and the consumer lag feed readiness.
+    fn stats(&self, stats: Statistics) {
+        let mut since = self.unassigned_since.lock().expect("unassigned lock");
+        health_from_stats(&self.health, &stats, &mut since);
+    }
+}
+
+/// Readiness checks `kafka`, `assignment` and `lag` from one statistics sample.
+pub fn health_from_stats(
+    health: &Health,
+    stats: &Statistics,
+    unassigned_since: &mut Option<Instant>,
+) {
+    let brokers: Vec<_> = stats
+        .brokers
+        .values()
+        .filter(|b| b.source != "internal")
+        .collect();
+    let kafka = if brokers.iter().any(|b| b.state == "UP") {
+        Ok(())
+    } else {
+        let mut states: Vec<String> = brokers
+            .iter()
+            .map(|b| format!("{} {}", b.name, b.state))
+            .collect();
+        states.sort();
+        Err(format!(
+            "kafka: no broker reachable ({})",
+            states.join(", ")
+        ))
+    };
+    health.set_check("kafka", kafka);
+    let assigned = stats.cgrp.as_ref().map_or(0, |g| g.assignment_size);
+    let assignment = if assigned > 0 {
+        *unassigned_since = None;
+        Ok(())
+    } else {
+        let since = *unassigned_since.get_or_insert_with(Instant::now);
+        let grace = health.join_grace();
+        if since.elapsed() <= grace {
+            Ok(())
+        } else {
+            let (state, join) = stats.cgrp.as_ref().map_or(("none", "none"), |g| {
+                (g.state.as_str(), g.join_state.as_str())
+            });
+            Err(format!(
+                "assignment: no partitions assigned for {} s (group state {state}, join state {join}; grace {} s)",
+                since.elapsed().as_secs(),
+                grace.as_secs()
+            ))
+        }
+    };
+    health.set_check("assignment", assignment);
+    let mut total = 0i64;
+    for (topic, t) in &stats.topics {
+        for (partition, p) in &t.partitions {
+            if *partition < 0 || !p.desired || p.consumer_lag < 0 {
+                continue;
+            }
+            telemetry::consumer_lag(topic, *partition, p.consumer_lag);
+            total += p.consumer_lag;
+        }
+    }
+    health.sample_lag(total);
+}
 
 fn describe(tpl: &TopicPartitionList) -> String {
     tpl.elements()
@@ -220,6 +364,12 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     pub fn new(config: &Config) -> KafkaResult<KafkaSource> {
+        KafkaSource::with_health(config, Health::default())
+    }
+
+    /// A source whose client statistics feed `health` (readiness checks `kafka`, `assignment`,
+    /// `lag`).
+    pub fn with_health(config: &Config, health: Health) -> KafkaResult<KafkaSource> {
         let k = &config.kafka;
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
         let mut cc = client_config(k);
@@ -240,12 +390,18 @@ impl KafkaSource {
             .set(
                 "queued.max.messages.kbytes",
                 k.fetch_queue_kbytes.to_string(),
+            )
+            .set(
+                "statistics.interval.ms",
+                config.telemetry.health_interval_ms.to_string(),
             );
         for (key, value) in &k.extra {
             cc.set(key, value);
         }
         let consumer: StreamConsumer<SourceContext> = cc.create_with_context(SourceContext {
             tracker: tracker.clone(),
+            health,
+            unassigned_since: Mutex::new(Some(Instant::now())),
         })?;
         let topics: Vec<&str> = Stream::ALL
             .iter()
@@ -275,14 +431,7 @@ impl KafkaSource {
                 .expect("tracker lock")
                 .begin(&topic, msg.partition(), msg.offset());
         telemetry::record_consumed(&topic);
-        let headers = msg
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = msg.headers().map(read_headers).unwrap_or_default();
         Ok(RawRecord {
             position: SourcePosition {
                 topic,

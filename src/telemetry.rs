@@ -4,11 +4,11 @@
 //! Each event worth counting has one function here that logs (where a log line is due) and
 //! updates its metric, so names and labels cannot drift between call sites.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -32,6 +32,7 @@ pub const REGISTRY_ERRORS: &str = "dispatch_ingest_schema_registry_errors_total"
 pub const UNKNOWN_MUNICIPALITY: &str = "dispatch_ingest_unknown_municipality_total";
 pub const UNKNOWN_MMT_STATION: &str = "dispatch_ingest_unknown_mmt_station_total";
 pub const UP: &str = "dispatch_ingest_up";
+pub const STAGE_FAILURES: &str = "dispatch_ingest_stage_failures_total";
 
 /// Describe every metric (so they show with HELP/TYPE lines).
 pub fn describe() {
@@ -77,6 +78,26 @@ pub fn describe() {
         "Alerts whose MMT station matches no station operating on the event date (kept, station unknown)."
     );
     describe_gauge!(UP, "1 while the pipeline runs.");
+    describe_gauge!(
+        READY,
+        "1 while /ready answers 200 (see /ready's body for a failing check)."
+    );
+    describe_gauge!(
+        LIVE,
+        "1 while /health answers 200 (every pipeline loop makes progress)."
+    );
+    describe_gauge!(
+        DLQ_STALLED,
+        "Partitions currently stopped because dead-lettering their next record is impossible."
+    );
+    describe_gauge!(
+        CONSUMER_LAG,
+        "Records behind the partition's high watermark, by topic and partition (Kafka client statistics)."
+    );
+    describe_counter!(
+        STAGE_FAILURES,
+        "Pipeline stages (source, process, sink) that panicked or ended before shutdown; the process then exits non-zero."
+    );
 }
 
 pub fn record_consumed(topic: &str) {
@@ -128,17 +149,45 @@ pub fn insert_failed(
     }
 }
 
-pub fn record_dead_lettered(topic: &str, kind: &str, partition: i32, offset: i64, reason: &str) {
+/// At most this many per-record warning lines per minute; the rest are counted and summed up in
+/// the next line that is logged.
+pub const RECORD_WARNINGS_PER_MINUTE: u32 = 10;
+
+/// A per-record warning may be logged now: `Some(suppressed since the last one)`, or `None`.
+fn record_warning_allowed() -> Option<u64> {
+    static WINDOW: Mutex<Option<(Instant, u32, u64)>> = Mutex::new(None);
+    let mut w = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    let (start, logged, suppressed) = w.get_or_insert((now, 0, 0));
+    if now.saturating_duration_since(*start) >= Duration::from_secs(60) {
+        *start = now;
+        *logged = 0;
+    }
+    if *logged < RECORD_WARNINGS_PER_MINUTE {
+        *logged += 1;
+        Some(std::mem::take(suppressed))
+    } else {
+        *suppressed += 1;
+        None
+    }
+}
+
+/// A record was dead-lettered. The log line names where it came from and the error kind, never
+/// the reason text (it can quote field values: ages, municipality, triage codes); the reason is
+/// in the DLQ record's headers. Rate limited ([`RECORD_WARNINGS_PER_MINUTE`]).
+pub fn record_dead_lettered(topic: &str, kind: &str, partition: i32, offset: i64, _reason: &str) {
     counter!(RECORDS_DEAD_LETTERED, "topic" => topic.to_string(), "kind" => kind.to_string())
         .increment(1);
-    tracing::warn!(
-        topic,
-        partition,
-        offset,
-        kind,
-        reason,
-        "record sent to the dead-letter topic"
-    );
+    if let Some(suppressed) = record_warning_allowed() {
+        tracing::warn!(
+            topic,
+            partition,
+            offset,
+            kind,
+            suppressed_since_last = suppressed,
+            "record sent to the dead-letter topic (reason in its dlq.error.message header)"
+        );
+    }
 }
 
 pub fn offsets_committed() {
@@ -176,14 +225,14 @@ pub fn registry_unavailable(
     );
 }
 
-/// Counted every time; logged the first time a code is seen (`first`).
-pub fn unknown_municipality(code: &str, date: chrono::NaiveDate, first: bool) {
+/// Counted every time; logged the first time a code is seen (`first`), without the code itself
+/// (a patient's municipality); the row keeps it in `municipality_code`.
+pub fn unknown_municipality(_code: &str, date: chrono::NaiveDate, first: bool) {
     counter!(UNKNOWN_MUNICIPALITY).increment(1);
     if first {
         tracing::warn!(
-            code,
             %date,
-            "municipality code not in the reference table on this date; event kept with region unknown (logged once per code)"
+            "a municipality code not in the reference table on this date; event kept with region unknown (logged once per code; find it with municipality_code in ClickHouse)"
         );
     }
 }
@@ -191,6 +240,16 @@ pub fn unknown_municipality(code: &str, date: chrono::NaiveDate, first: bool) {
 pub fn unknown_mmt_station(raw: &str, date: chrono::NaiveDate) {
     counter!(UNKNOWN_MMT_STATION).increment(1);
     tracing::debug!(station = raw, %date, "unknown MMT station; kept as unknown");
+}
+
+/// A pipeline stage panicked or ended before shutdown; the process will exit non-zero.
+pub fn stage_failed(stage: &str, cause: &str) {
+    counter!(STAGE_FAILURES, "stage" => stage.to_string()).increment(1);
+    tracing::error!(
+        stage,
+        cause,
+        "pipeline stage failed; stopping with a non-zero exit code"
+    );
 }
 
 pub fn set_up(up: bool) {
@@ -210,27 +269,303 @@ pub fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     // try_init: a second call (tests) keeps the first subscriber.
-    let _ = if json {
+    let installed = if json {
         builder.json().flatten_event(true).try_init()
     } else {
         builder.try_init()
     };
+    if installed.is_ok() {
+        // A panic anywhere is logged as an error line (with where it happened) in the same
+        // format as every other line, then reported as usual.
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let message = crate::pipeline::panic_message(info.payload());
+            tracing::error!(panic = message, location, "panic");
+            default_hook(info);
+        }));
+    }
 }
 
-/// Liveness/readiness shared between the pipeline and `/health`.
+/// How [`Health`] judges liveness and readiness (from `[telemetry]` and `[kafka]`).
+#[derive(Debug, Clone)]
+pub struct HealthSettings {
+    /// A loop that has not beaten for this long is wedged (`/health` fails).
+    pub liveness_timeout: Duration,
+    /// A periodic check whose last result is older than this counts as failing.
+    pub check_max_age: Duration,
+    /// Consumer lag growing without a break for this long makes `/ready` fail.
+    pub lag_growing_for: Duration,
+    /// With no partitions assigned, a group join may take this long before `/ready` fails.
+    pub join_grace: Duration,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        HealthSettings {
+            liveness_timeout: Duration::from_secs(120),
+            check_max_age: Duration::from_secs(15),
+            lag_growing_for: Duration::from_secs(600),
+            join_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+impl HealthSettings {
+    pub fn from_config(config: &crate::config::Config) -> HealthSettings {
+        let t = &config.telemetry;
+        let interval = Duration::from_millis(t.health_interval_ms);
+        HealthSettings {
+            liveness_timeout: Duration::from_millis(t.liveness_timeout_ms),
+            check_max_age: interval * 3,
+            lag_growing_for: Duration::from_secs(t.ready_lag_growing_minutes * 60),
+            // A join waits for every member up to the session timeout (twice for a rebalance
+            // that follows), plus the time to find the coordinator.
+            join_grace: Duration::from_millis(u64::from(config.kafka.session_timeout_ms) * 2)
+                + interval * 2,
+        }
+    }
+}
+
+/// Whether the consumer lag has been growing without a break, and since when.
+#[derive(Debug, Default, Clone)]
+pub struct LagTrend {
+    last: Option<i64>,
+    growing_since: Option<Instant>,
+}
+
+impl LagTrend {
+    /// Record a total lag sample; returns how long it has been growing (zero if not).
+    pub fn sample(&mut self, lag: i64, now: Instant) -> Duration {
+        match self.last {
+            Some(last) if lag > last => {
+                self.growing_since.get_or_insert(now);
+            }
+            // A sample that does not grow ends the streak, unless it is flat above zero
+            // (consumption stopped while nothing new arrives is not catching up either).
+            Some(last) if lag == last && lag > 0 => {}
+            _ => self.growing_since = None,
+        }
+        self.last = Some(lag);
+        self.growing_since
+            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Check {
+    at: Instant,
+    result: Result<(), String>,
+    /// A periodic check goes stale; a passive one (set when the thing is used) does not.
+    periodic: bool,
+}
+
+#[derive(Default)]
+struct HealthState {
+    settings: HealthSettings,
+    running: bool,
+    beats: BTreeMap<&'static str, Instant>,
+    checks: BTreeMap<&'static str, Check>,
+    lag: LagTrend,
+    dlq_stalled: BTreeMap<(String, i32), String>,
+}
+
+/// Liveness and readiness, shared between the pipeline and the HTTP endpoint.
+///
+/// * Liveness (`/health`): every pipeline loop ([`Health::beat`]) made progress within
+///   `telemetry.liveness_timeout_ms`. Waiting for input, for ClickHouse or for the registry
+///   counts as progress (the loops beat while they wait); a loop stuck in a call that never
+///   returns does not.
+/// * Readiness (`/ready`): the pipeline runs, and every check passes: `kafka` (a broker is up
+///   in the client's statistics), `assignment` (partitions assigned, or a join in progress
+///   within the grace), `clickhouse` (a ping answered), `lag` (not growing for
+///   `telemetry.ready_lag_growing_minutes`), `registry` (when used: its last lookup answered),
+///   `dlq` (no partition stalled because dead-lettering is impossible).
 #[derive(Clone, Default)]
 pub struct Health {
-    ready: Arc<AtomicBool>,
+    state: Arc<Mutex<HealthState>>,
 }
 
+pub const READY: &str = "dispatch_ingest_ready";
+pub const LIVE: &str = "dispatch_ingest_live";
+pub const DLQ_STALLED: &str = "dispatch_ingest_dlq_stalled";
+pub const CONSUMER_LAG: &str = "dispatch_ingest_consumer_lag";
+
+/// The periodic checks readiness needs a recent result of.
+const REQUIRED_CHECKS: [&str; 3] = ["kafka", "assignment", "clickhouse"];
+
 impl Health {
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::SeqCst);
-        set_up(ready);
+    pub fn new(settings: HealthSettings) -> Health {
+        let h = Health::default();
+        h.configure(settings);
+        h
     }
+
+    pub fn configure(&self, settings: HealthSettings) {
+        self.lock().settings = settings;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pipeline started (true) or began to stop (false).
+    pub fn set_ready(&self, running: bool) {
+        {
+            let mut s = self.lock();
+            s.running = running;
+            if running {
+                s.beats.clear();
+            }
+        }
+        set_up(running);
+        let _ = self.evaluate();
+    }
+
+    /// Readiness as a bool (see [`Health::readiness`]).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        self.readiness().is_ok()
     }
+
+    /// A pipeline loop made progress.
+    pub fn beat(&self, name: &'static str) {
+        self.lock().beats.insert(name, Instant::now());
+    }
+
+    /// The result of a periodic check (`kafka`, `assignment`, `clickhouse`, `lag`).
+    pub fn set_check(&self, name: &'static str, result: Result<(), String>) {
+        self.lock().checks.insert(
+            name,
+            Check {
+                at: Instant::now(),
+                result,
+                periodic: true,
+            },
+        );
+    }
+
+    /// The result of a check made when the thing is used (`registry`).
+    pub fn set_passive_check(&self, name: &'static str, result: Result<(), String>) {
+        self.lock().checks.insert(
+            name,
+            Check {
+                at: Instant::now(),
+                result,
+                periodic: false,
+            },
+        );
+    }
+
+    /// A total consumer lag sample; fails the `lag` check when it grew for too long.
+    pub fn sample_lag(&self, total: i64) {
+        let result = {
+            let mut s = self.lock();
+            let grown = s.lag.sample(total, Instant::now());
+            let limit = s.settings.lag_growing_for;
+            if grown >= limit && !limit.is_zero() {
+                Err(format!(
+                    "lag: consumer lag ({total}) has grown for {} s (limit telemetry.ready_lag_growing_minutes)",
+                    grown.as_secs()
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        self.set_check("lag", result);
+    }
+
+    /// A partition stopped (`Some(position)`) or resumed (`None`) because dead-lettering its
+    /// next record is impossible.
+    pub fn set_dlq_stalled(&self, topic: &str, partition: i32, stalled_at: Option<String>) {
+        let n = {
+            let mut s = self.lock();
+            let key = (topic.to_string(), partition);
+            match stalled_at {
+                Some(p) => s.dlq_stalled.insert(key, p),
+                None => s.dlq_stalled.remove(&key),
+            };
+            s.dlq_stalled.len()
+        };
+        gauge!(DLQ_STALLED).set(n as f64);
+    }
+
+    pub fn join_grace(&self) -> Duration {
+        self.lock().settings.join_grace
+    }
+
+    /// `Ok` while no loop is overdue; `Err` names the loops.
+    pub fn liveness(&self) -> Result<(), String> {
+        let s = self.lock();
+        let now = Instant::now();
+        let limit = s.settings.liveness_timeout;
+        let overdue: Vec<String> = s
+            .beats
+            .iter()
+            .filter(|(_, at)| now.saturating_duration_since(**at) > limit)
+            .map(|(name, at)| {
+                format!(
+                    "{name}: no progress for {} s (limit telemetry.liveness_timeout_ms)",
+                    now.saturating_duration_since(*at).as_secs()
+                )
+            })
+            .collect();
+        if overdue.is_empty() {
+            Ok(())
+        } else {
+            Err(overdue.join("\n"))
+        }
+    }
+
+    /// `Ok` when ready; `Err` names every failing check, one per line.
+    pub fn readiness(&self) -> Result<(), String> {
+        let s = self.lock();
+        if !s.running {
+            return Err("pipeline: starting or stopping".to_string());
+        }
+        let now = Instant::now();
+        let mut failing = Vec::new();
+        for name in REQUIRED_CHECKS {
+            if !s.checks.contains_key(name) {
+                failing.push(format!("{name}: not checked yet"));
+            }
+        }
+        for (name, check) in &s.checks {
+            let age = now.saturating_duration_since(check.at);
+            if check.periodic && age > s.settings.check_max_age {
+                failing.push(format!("{name}: no result for {} s", age.as_secs()));
+            } else if let Err(e) = &check.result {
+                failing.push(e.clone());
+            }
+        }
+        for ((topic, partition), at) in &s.dlq_stalled {
+            failing.push(format!(
+                "dlq: {topic}/{partition} stopped at {at}: dead-lettering is impossible"
+            ));
+        }
+        if failing.is_empty() {
+            Ok(())
+        } else {
+            Err(failing.join("\n"))
+        }
+    }
+
+    /// Compute both and update their gauges.
+    pub fn evaluate(&self) -> (Result<(), String>, Result<(), String>) {
+        let live = self.liveness();
+        let ready = self.readiness();
+        gauge!(LIVE).set(if live.is_ok() { 1.0 } else { 0.0 });
+        gauge!(READY).set(if ready.is_ok() { 1.0 } else { 0.0 });
+        (live, ready)
+    }
+}
+
+/// The consumer lag of one partition (from the Kafka client's statistics).
+pub fn consumer_lag(topic: &str, partition: i32, lag: i64) {
+    gauge!(CONSUMER_LAG, "topic" => topic.to_string(), "partition" => partition.to_string())
+        .set(lag as f64);
 }
 
 /// Install the Prometheus recorder (once per process) and describe the metrics.
@@ -242,7 +577,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, TelemetryError> {
     Ok(handle)
 }
 
-/// Serve `/metrics` and `/health` on `addr` until `shutdown` resolves. Returns the bound address
+/// Serve `/metrics`, `/health` (liveness) and `/ready` (readiness) on `addr` until `shutdown` resolves. Returns the bound address
 /// (useful with port 0).
 pub async fn serve(
     addr: SocketAddr,
@@ -255,22 +590,35 @@ pub async fn serve(
     })?;
     let bound = listener.local_addr()?;
     let upkeep = handle.clone();
+    let gauges = health.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
             upkeep.run_upkeep();
+            let _ = gauges.evaluate();
         }
     });
     let app = axum::Router::new()
         .route("/metrics", get(move || async move { handle.render() }))
         .route(
             "/health",
+            get({
+                let health = health.clone();
+                move || async move {
+                    match health.evaluate().0 {
+                        Ok(()) => (StatusCode::OK, "ok\n".to_string()),
+                        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not live\n{e}\n")),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/ready",
             get(move || async move {
-                if health.is_ready() {
-                    (StatusCode::OK, "ok\n")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n")
+                match health.evaluate().1 {
+                    Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+                    Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{e}\n")),
                 }
             }),
         );
@@ -282,7 +630,7 @@ pub async fn serve(
             tracing::error!(error = %e, "telemetry server stopped");
         }
     });
-    tracing::info!(%bound, "serving /metrics and /health");
+    tracing::info!(%bound, "serving /metrics, /health and /ready");
     Ok(bound)
 }
 
@@ -290,4 +638,78 @@ pub async fn serve(
 pub enum TelemetryError {
     #[error("installing the Prometheus recorder: {0}")]
     Recorder(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_growing_without_a_break_is_timed_and_a_drop_resets_it() {
+        let t0 = Instant::now();
+        let s = |n| t0 + Duration::from_secs(n);
+        let mut l = LagTrend::default();
+        assert_eq!(l.sample(10, s(0)), Duration::ZERO);
+        assert_eq!(l.sample(20, s(10)), Duration::ZERO, "growth starts here");
+        assert_eq!(
+            l.sample(20, s(20)),
+            Duration::from_secs(10),
+            "flat above 0 keeps it"
+        );
+        assert_eq!(l.sample(30, s(30)), Duration::from_secs(20));
+        assert_eq!(l.sample(5, s(40)), Duration::ZERO, "caught up a bit: reset");
+        assert_eq!(l.sample(0, s(50)), Duration::ZERO);
+        assert_eq!(
+            l.sample(0, s(60)),
+            Duration::ZERO,
+            "no lag is never growing"
+        );
+    }
+
+    #[test]
+    fn readiness_names_every_failing_check_and_liveness_the_stuck_loop() {
+        let h = Health::new(HealthSettings {
+            liveness_timeout: Duration::from_millis(50),
+            lag_growing_for: Duration::from_millis(1),
+            ..HealthSettings::default()
+        });
+        assert_eq!(h.readiness().unwrap_err(), "pipeline: starting or stopping");
+        h.set_ready(true);
+        let e = h.readiness().unwrap_err();
+        assert!(
+            e.contains("kafka: not checked yet") && e.contains("clickhouse"),
+            "{e}"
+        );
+        h.set_check("kafka", Ok(()));
+        h.set_check("assignment", Ok(()));
+        h.set_check("clickhouse", Err("clickhouse: unreachable".into()));
+        assert_eq!(h.readiness().unwrap_err(), "clickhouse: unreachable");
+        h.set_check("clickhouse", Ok(()));
+        assert!(h.readiness().is_ok());
+        h.set_dlq_stalled("t", 2, Some("t/2@7".into()));
+        assert!(h
+            .readiness()
+            .unwrap_err()
+            .contains("dlq: t/2 stopped at t/2@7"));
+        h.set_dlq_stalled("t", 2, None);
+        h.sample_lag(5);
+        std::thread::sleep(Duration::from_millis(5));
+        h.sample_lag(6);
+        std::thread::sleep(Duration::from_millis(5));
+        h.sample_lag(7);
+        assert!(h
+            .readiness()
+            .unwrap_err()
+            .starts_with("lag: consumer lag (7) has grown"));
+        h.sample_lag(0);
+        assert!(h.readiness().is_ok());
+
+        h.beat("sink");
+        assert!(h.liveness().is_ok());
+        std::thread::sleep(Duration::from_millis(80));
+        h.beat("source");
+        let e = h.liveness().unwrap_err();
+        assert!(e.starts_with("sink: no progress for"), "{e}");
+        assert!(!e.contains("source"), "{e}");
+    }
 }

@@ -198,8 +198,10 @@ async fn registry_outage_holds_records_back_instead_of_dead_lettering() {
     env.produce_many(&records).await;
 
     // The registry is down: the service keeps running, inserts nothing, dead-letters nothing.
+    // Not ready (the registry check fails), but live.
     let mut svc = env.spawn_service("regdown");
-    svc.wait_healthy(Duration::from_secs(30)).await;
+    svc.wait_for_http("/health", 200, "ok", Duration::from_secs(30))
+        .await;
     let start = std::time::Instant::now();
     while svc
         .metric("dispatch_ingest_schema_registry_errors_total")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the local stack, the demo and the tests need on a Debian machine (run as root):
-# Debian packages for ClickHouse, Java 17 and Maven, curl, and a C toolchain for librdkafka
-# (with OpenSSL headers: librdkafka is built with TLS; openssl makes the local test certificates).
+# Debian packages for ClickHouse, Java 17 and Maven, curl, kcat (a foreign producer for tests),
+# and a C toolchain for librdkafka (with OpenSSL headers: librdkafka is built with TLS; openssl
+# makes the local test certificates).
 # Rust (cargo >= 1.89) must already be installed (rustup); Debian's rustc is too old.
 # Idempotent: installs only what is missing.
 set -euo pipefail
@@ -16,6 +17,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v perl >/dev/null 2>&1 || need+=(perl)
+command -v kcat >/dev/null 2>&1 || need+=(kcat)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)

@@ -21,18 +21,24 @@ pub enum RegistryError {
         status: u16,
         body: String,
     },
-    #[error("schema id {id} is not known to the schema registry")]
+    #[error("schema registry {url} gave an answer that is not the registry's JSON ({message}); a proxy, a login page or a wrong base path?")]
+    Unexpected { url: String, message: String },
+    #[error("schema id {id} is not known to the schema registry (error code 40403)")]
     NotFound { id: u32 },
     #[error("schema id {id}: {message}")]
     BadSchema { id: u32, message: String },
 }
 
 impl RegistryError {
-    /// Worth asking again later: network trouble, timeouts, 5xx, 429.
+    /// Worth asking again later: everything but an id the registry itself says it does not
+    /// know (Confluent error code 40403) and a schema it serves that is not Avro. A 404 from a
+    /// proxy or a wrong base path, a replica that has not caught up yet (answers are checked
+    /// again), a 200 HTML page, a 401, a timeout mid-body: all outages, the record waits.
     pub fn is_retriable(&self) -> bool {
         match self {
-            RegistryError::Unreachable { .. } => true,
-            RegistryError::Status { status, .. } => *status >= 500 || *status == 429,
+            RegistryError::Unreachable { .. }
+            | RegistryError::Status { .. }
+            | RegistryError::Unexpected { .. } => true,
             RegistryError::NotFound { .. } | RegistryError::BadSchema { .. } => false,
         }
     }
@@ -44,6 +50,15 @@ struct SchemaResponse {
     #[serde(rename = "schemaType")]
     schema_type: Option<String>,
 }
+
+/// Confluent's error body, e.g. `{"error_code": 40403, "message": "Schema not found"}`.
+#[derive(serde::Deserialize)]
+struct ErrorResponse {
+    error_code: u32,
+}
+
+/// The Confluent error code for "schema not found" (by id).
+pub const SCHEMA_NOT_FOUND: u32 = 40403;
 
 #[derive(serde::Deserialize)]
 struct RegisterResponse {
@@ -94,6 +109,11 @@ impl RegistryClient {
             settings,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The base URL without a password, for error messages.
+    fn shown_url(&self) -> String {
+        crate::config::redact_url(&self.settings.url)
     }
 
     fn url(&self, path: &str) -> String {
@@ -152,7 +172,7 @@ impl RegistryClient {
 
     async fn get_once(&self, url: &str, id: u32) -> Result<SchemaResponse, RegistryError> {
         let unreachable = |e: reqwest::Error| RegistryError::Unreachable {
-            url: self.settings.url.clone(),
+            url: self.shown_url(),
             message: crate::security::error_chain(&e),
         };
         let resp = self
@@ -162,23 +182,25 @@ impl RegistryClient {
             .await
             .map_err(unreachable)?;
         let status = resp.status().as_u16();
-        if status == 404 {
+        // The whole body first: a timeout or a reset mid-body is the registry being unreachable.
+        let body = resp.bytes().await.map_err(unreachable)?;
+        if status == 404
+            && serde_json::from_slice::<ErrorResponse>(&body)
+                .is_ok_and(|e| e.error_code == SCHEMA_NOT_FOUND)
+        {
             return Err(RegistryError::NotFound { id });
         }
         if status != 200 {
-            let body = resp.text().await.unwrap_or_default();
             return Err(RegistryError::Status {
-                url: url.to_string(),
+                url: crate::config::redact_url(url),
                 status,
-                body,
+                body: snippet(&body),
             });
         }
-        resp.json::<SchemaResponse>()
-            .await
-            .map_err(|e| RegistryError::BadSchema {
-                id,
-                message: format!("unexpected registry response: {e}"),
-            })
+        serde_json::from_slice::<SchemaResponse>(&body).map_err(|e| RegistryError::Unexpected {
+            url: crate::config::redact_url(url),
+            message: format!("{e}; body starts {:?}", snippet(&body)),
+        })
     }
 
     /// Register `schema_json` under `subject`; returns its id.
@@ -191,21 +213,35 @@ impl RegistryClient {
             .send()
             .await
             .map_err(|e| RegistryError::Unreachable {
-                url: self.settings.url.clone(),
+                url: self.shown_url(),
                 message: crate::security::error_chain(&e),
             })?;
         let status = resp.status().as_u16();
         if status != 200 {
             let body = resp.text().await.unwrap_or_default();
-            return Err(RegistryError::Status { url, status, body });
+            return Err(RegistryError::Status {
+                url: crate::config::redact_url(&url),
+                status,
+                body,
+            });
         }
         resp.json::<RegisterResponse>()
             .await
             .map(|r| r.id)
             .map_err(|e| RegistryError::Status {
-                url,
+                url: crate::config::redact_url(&url),
                 status,
                 body: e.to_string(),
             })
     }
+}
+
+/// The start of a response body, for error messages.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut s: String = text.chars().take(120).collect();
+    if text.chars().count() > 120 {
+        s.push('…');
+    }
+    s
 }

@@ -221,6 +221,10 @@ impl TestEnv {
                 "DISPATCH_INGEST__KAFKA__SESSION_TIMEOUT_MS".into(),
                 "6000".into(),
             ),
+            (
+                "DISPATCH_INGEST__TELEMETRY__HEALTH_INTERVAL_MS".into(),
+                "1000".into(),
+            ),
             ("RUST_LOG".into(), "info,dispatch_ingest=debug".into()),
         ];
         v.extend(self.extra_env.iter().cloned());
@@ -434,7 +438,7 @@ impl TestEnv {
     /// Read `n` records from the DLQ, sorted by key: (key, headers, payload).
     pub async fn read_dlq(&self, n: usize) -> Vec<DeadRecord> {
         use rdkafka::consumer::StreamConsumer;
-        use rdkafka::message::{Headers, Message};
+        use rdkafka::message::Message;
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.kafka.clone())
             .set("group.id", format!("{}-dlq-reader", self.group))
@@ -450,10 +454,11 @@ impl TestEnv {
                 .unwrap();
             let mut headers = std::collections::BTreeMap::new();
             if let Some(h) = msg.headers() {
-                for x in h.iter() {
+                for x in dispatch_ingest::source::read_headers(h) {
                     headers.insert(
-                        x.key.to_string(),
-                        String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                        x.key_lossy().into_owned(),
+                        String::from_utf8_lossy(x.value.as_deref().unwrap_or_default())
+                            .into_owned(),
                     );
                 }
             }
@@ -556,6 +561,7 @@ pub struct Service {
 }
 
 impl Service {
+    /// Wait until `/ready` answers 200 (the pipeline runs and its checks pass).
     pub async fn wait_healthy(&mut self, timeout: Duration) {
         let start = Instant::now();
         loop {
@@ -565,7 +571,7 @@ impl Service {
                     self.log_text()
                 );
             }
-            if http_get(self.port, "/health")
+            if http_get(self.port, "/ready")
                 .await
                 .is_some_and(|(code, _)| code == 200)
             {
@@ -578,6 +584,34 @@ impl Service {
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Poll `path` until it answers `code` with a body containing `needle`; returns the body.
+    pub async fn wait_for_http(
+        &self,
+        path: &str,
+        code: u16,
+        needle: &str,
+        timeout: Duration,
+    ) -> String {
+        let start = Instant::now();
+        let mut last = None;
+        loop {
+            let got = http_get(self.port, path).await;
+            if let Some((c, body)) = &got {
+                if *c == code && body.contains(needle) {
+                    return body.clone();
+                }
+            }
+            last = got.or(last);
+            if start.elapsed() > timeout {
+                panic!(
+                    "{path} did not answer {code} with {needle:?} within {timeout:?}; last {last:?}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

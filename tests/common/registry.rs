@@ -10,11 +10,28 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Json;
 
+/// How `GET /schemas/ids/{id}` answers: as a registry would, or as the things in front of or
+/// instead of one do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Normal,
+    /// A proxy's 404 (HTML, no Confluent error code).
+    Proxy404,
+    /// A registry replica or path that answers 404 with another error code (e.g. 40401).
+    Other404,
+    /// A 200 HTML login page.
+    Html200,
+    /// 200 and the start of the JSON, then the body stalls past any client timeout.
+    StallMidBody,
+}
+
 #[derive(Default)]
 struct Inner {
     by_id: HashMap<u32, String>,
     next_id: u32,
     requests: u64,
+    mode: Mode,
 }
 
 #[derive(Clone)]
@@ -64,6 +81,10 @@ impl TestRegistry {
         id
     }
 
+    pub fn set_mode(&self, mode: Mode) {
+        self.inner.lock().unwrap().mode = mode;
+    }
+
     pub fn requests(&self) -> u64 {
         self.inner.lock().unwrap().requests
     }
@@ -88,24 +109,70 @@ async fn get_schema(
     State(reg): State<TestRegistry>,
     Path(id): Path<u32>,
     headers: HeaderMap,
-) -> (StatusCode, Json<serde_json::Value>) {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let mut inner = reg.inner.lock().unwrap();
     inner.requests += 1;
     if !authorized(&headers, &reg.auth) {
         return (
             StatusCode::UNAUTHORIZED,
             Json(serde_json::json!({"error_code": 401, "message": "Unauthorized"})),
-        );
+        )
+            .into_response();
+    }
+    match inner.mode {
+        Mode::Normal => {}
+        Mode::Proxy404 => {
+            return (
+                StatusCode::NOT_FOUND,
+                "<html><body><h1>404 Not Found</h1>nginx</body></html>",
+            )
+                .into_response()
+        }
+        Mode::Other404 => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(serde_json::json!({"error_code": 40401, "message": "Subject not found"})),
+            )
+                .into_response()
+        }
+        Mode::Html200 => {
+            return (
+                StatusCode::OK,
+                [("content-type", "text/html")],
+                "<!doctype html><html><body><form>Sign in</form></body></html>",
+            )
+                .into_response()
+        }
+        Mode::StallMidBody => {
+            let chunks = futures::stream::unfold(0u8, |n| async move {
+                match n {
+                    0 => Some((Ok::<_, std::io::Error>("{\"schema\": \"".to_string()), 1)),
+                    _ => {
+                        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                        None
+                    }
+                }
+            });
+            return (
+                StatusCode::OK,
+                [("content-type", "application/vnd.schemaregistry.v1+json")],
+                axum::body::Body::from_stream(chunks),
+            )
+                .into_response();
+        }
     }
     match inner.by_id.get(&id) {
         Some(schema) => (
             StatusCode::OK,
             Json(serde_json::json!({ "schema": schema })),
-        ),
+        )
+            .into_response(),
         None => (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({"error_code": 40403, "message": "Schema not found"})),
-        ),
+        )
+            .into_response(),
     }
 }
 
