@@ -237,6 +237,11 @@ pub enum Validation {
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
     pub url: String,
+    /// Replicated cluster mode: the cluster name in the servers' `<remote_servers>`. Empty (the
+    /// default) is single-server mode. See README "ClickHouse cluster".
+    pub cluster: String,
+    /// Replicas to insert to (any healthy one); when empty, `url` is the only one.
+    pub urls: Vec<String>,
     pub database: String,
     pub user: String,
     pub password: String,
@@ -250,6 +255,8 @@ impl Default for ClickHouseConfig {
     fn default() -> Self {
         ClickHouseConfig {
             url: "http://127.0.0.1:8123".into(),
+            cluster: String::new(),
+            urls: Vec::new(),
             database: "dispatch".into(),
             user: "default".into(),
             password: String::new(),
@@ -548,6 +555,24 @@ impl Config {
                 "must start with http:// or https://",
             ));
         }
+        if let Some(u) = c
+            .urls
+            .iter()
+            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err(invalid(
+                "clickhouse.urls",
+                u,
+                "every URL must start with http:// or https://",
+            ));
+        }
+        if !c.cluster.is_empty() && !is_identifier(&c.cluster) {
+            return Err(invalid(
+                "clickhouse.cluster",
+                &c.cluster,
+                "must be empty (single server) or an identifier ([A-Za-z_][A-Za-z0-9_]*)",
+            ));
+        }
         if !is_identifier(&c.database) {
             return Err(invalid(
                 "clickhouse.database",
@@ -747,6 +772,14 @@ fn set_path(root: &mut toml::Value, defaults: &toml::Value, path: &[String], raw
                     .parse::<bool>()
                     .map(toml::Value::Boolean)
                     .unwrap_or_else(|_| toml::Value::String(raw.to_string())),
+                // A list from the environment: comma-separated strings.
+                Some(toml::Value::Array(_)) => toml::Value::Array(
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.to_string()))
+                        .collect(),
+                ),
                 _ => {
                     if let Ok(b) = raw.parse::<bool>() {
                         toml::Value::Boolean(b)

@@ -6,6 +6,8 @@
 //! error, so every attempt builds a new insert from our own copy). Offsets are released to Kafka
 //! only by the caller, after [`Sink::insert`] returned `Ok`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clickhouse::{Client, Row};
@@ -140,6 +142,8 @@ pub enum SinkError {
     },
     #[error("cannot parse ClickHouse version {0:?}")]
     Version(String),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::RewriteError),
 }
 
 impl SinkError {
@@ -329,39 +333,103 @@ pub struct Sink {
     url: String,
     database: String,
     version: ServerVersion,
+    /// Every configured replica (one in single-server mode), and the one inserts go to now.
+    replicas: Arc<Vec<(String, Client)>>,
+    current: Arc<AtomicUsize>,
+    /// Replicated cluster mode: the cluster name.
+    cluster: Option<String>,
 }
 
 impl Sink {
     /// Connect: ask the server its version (with validation off, which every version answers),
     /// then choose validation as configured.
+    ///
+    /// With several `urls` (cluster mode), the first replica that answers is used for
+    /// migrations and queries, and inserts fail over between all of them.
     pub async fn connect(cfg: &ClickHouseConfig) -> Result<Sink, SinkError> {
-        let base = Client::default()
-            .with_url(&cfg.url)
-            .with_user(&cfg.user)
-            .with_password(&cfg.password)
-            .with_validation(false);
-        let url = cfg.url.clone();
-        let raw: String = base
-            .query("SELECT version()")
-            .fetch_one()
-            .await
-            .map_err(|source| SinkError::ClickHouse {
-                url: url.clone(),
-                source,
-            })?;
+        let urls: Vec<String> = if cfg.urls.is_empty() {
+            vec![cfg.url.clone()]
+        } else {
+            cfg.urls.clone()
+        };
+        let base_for = |url: &str| {
+            Client::default()
+                .with_url(url)
+                .with_user(&cfg.user)
+                .with_password(&cfg.password)
+                .with_validation(false)
+        };
+        let mut answered = None;
+        let mut last_err = None;
+        for (i, url) in urls.iter().enumerate() {
+            match base_for(url)
+                .query("SELECT version()")
+                .fetch_one::<String>()
+                .await
+            {
+                Ok(raw) => {
+                    answered = Some((i, raw));
+                    break;
+                }
+                Err(source) => {
+                    tracing::warn!(%url, error = %source, "ClickHouse replica not reachable");
+                    last_err = Some(SinkError::ClickHouse {
+                        url: url.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        let Some((index, raw)) = answered else {
+            return Err(last_err.expect("at least one URL"));
+        };
+        let url = urls[index].clone();
         let version = ServerVersion::parse(&raw).ok_or(SinkError::Version(raw))?;
         let validation = match cfg.validation {
             Validation::On => true,
             Validation::Off => false,
             Validation::Auto => version.supports_validation(),
         };
-        tracing::info!(%version, validation, url = %cfg.url, "connected to ClickHouse");
+        let cluster = (!cfg.cluster.is_empty()).then(|| cfg.cluster.clone());
+        tracing::info!(%version, validation, %url, replicas = urls.len(), cluster = cluster.as_deref().unwrap_or(""), "connected to ClickHouse");
+        let replicas: Vec<(String, Client)> = urls
+            .iter()
+            .map(|u| {
+                let c = base_for(u).with_validation(validation);
+                // Replicated tables drop a block identical to one inserted before; a retried
+                // batch whose first attempt reached the table but not its materialized views
+                // would then never feed them. Our tables make duplicates harmless instead
+                // (docs/delivery.md, "Replicated ClickHouse").
+                let c = if cluster.is_some() {
+                    c.with_setting("insert_deduplicate", "0")
+                } else {
+                    c
+                };
+                (u.clone(), c)
+            })
+            .collect();
         Ok(Sink {
-            client: base.with_validation(validation),
+            client: base_for(&url).with_validation(validation),
             url,
             database: cfg.database.clone(),
             version,
+            replicas: Arc::new(replicas),
+            current: Arc::new(AtomicUsize::new(index)),
+            cluster,
         })
+    }
+
+    /// Replicated cluster mode: the cluster name.
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
+
+    /// `ON CLUSTER name` in cluster mode, empty otherwise.
+    fn on_cluster(&self) -> String {
+        self.cluster
+            .as_deref()
+            .map(|c| format!(" ON CLUSTER {c}"))
+            .unwrap_or_default()
     }
 
     pub fn version(&self) -> ServerVersion {
@@ -430,12 +498,20 @@ impl Sink {
     /// the names applied now (empty when everything was applied before).
     pub async fn migrate(&self) -> Result<Vec<&'static str>, SinkError> {
         let db = &self.database;
-        self.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+        let on_cluster = self.on_cluster();
+        let engine = match &self.cluster {
+            Some(_) => format!(
+                "ReplicatedMergeTree('{}', '{{replica}}')",
+                crate::cluster::replica_path(db, "schema_migrations")
+            ),
+            None => "MergeTree()".to_string(),
+        };
+        self.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}{on_cluster}"))
             .await?;
         self.execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations \
+            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations{on_cluster} \
              (version UInt32, name String, checksum String, applied_at DateTime('UTC')) \
-             ENGINE = MergeTree() ORDER BY version"
+             ENGINE = {engine} ORDER BY version"
         ))
         .await?;
         let applied = self.applied().await?;
@@ -454,15 +530,17 @@ impl Sink {
                 continue;
             }
             for (index, stmt) in statements(m.sql, db).iter().enumerate() {
-                self.client
-                    .query(stmt)
-                    .execute()
-                    .await
-                    .map_err(|source| SinkError::Migration {
+                let stmt = match &self.cluster {
+                    Some(c) => crate::cluster::rewrite(stmt, c)?,
+                    None => stmt.clone(),
+                };
+                self.client.query(&stmt).execute().await.map_err(|source| {
+                    SinkError::Migration {
                         name: m.name.into(),
                         index: index + 1,
                         source,
-                    })?;
+                    }
+                })?;
             }
             let mut insert = self
                 .client
@@ -488,17 +566,44 @@ impl Sink {
     }
 
     /// Insert one batch. On `Err` nothing of the batch may be assumed written.
+    ///
+    /// With several replicas, a retriable failure moves the next attempt (the caller's retry
+    /// policy decides when) to the next replica, so inserts go on while one is down.
     pub async fn insert(&self, rows: &[EventRow], timeout: Duration) -> Result<(), SinkError> {
-        let mut insert = self
-            .client()
-            .insert::<EventRow>(EVENTS_TABLE)
-            .await
-            .map_err(|e| self.err(e))?
-            .with_timeouts(Some(timeout), Some(timeout));
-        for row in rows {
-            insert.write(row).await.map_err(|e| self.err(e))?;
+        let index = self.current.load(Ordering::SeqCst) % self.replicas.len();
+        let (url, client) = &self.replicas[index];
+        let err = |source| SinkError::ClickHouse {
+            url: url.clone(),
+            source,
+        };
+        let result = async {
+            let mut insert = client
+                .clone()
+                .with_database(&self.database)
+                .insert::<EventRow>(EVENTS_TABLE)
+                .await
+                .map_err(err)?
+                .with_timeouts(Some(timeout), Some(timeout));
+            for row in rows {
+                insert.write(row).await.map_err(err)?;
+            }
+            insert.end().await.map_err(err)
         }
-        insert.end().await.map_err(|e| self.err(e))
+        .await;
+        if let Err(SinkError::ClickHouse { source, .. }) = &result {
+            if self.replicas.len() > 1 && is_retriable(source) {
+                let next = (index + 1) % self.replicas.len();
+                // Only the first of concurrent failures moves on.
+                if self
+                    .current
+                    .compare_exchange(index, next, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    tracing::warn!(from = %url, to = %self.replicas[next].0, error = %source, "insert failed; failing over to the next ClickHouse replica");
+                }
+            }
+        }
+        result
     }
 }
 
