@@ -8,6 +8,8 @@
 # Replication (opt-in, for the replicated-cluster test; all unset = a plain single server):
 #   CLICKHOUSE_INTERSERVER_PORT   interserver_http_port (replicas fetch parts over it)
 #   CLICKHOUSE_ZOOKEEPER          host:port of ZooKeeper (deploy/local/zookeeper.sh)
+#   CLICKHOUSE_ZOOKEEPER_SESSION_TIMEOUT_MS   default 30000; a killed replica is seen as gone
+#                                 (and may rejoin) only after it
 #   CLICKHOUSE_CLUSTER            cluster name in <remote_servers> (one shard)
 #   CLICKHOUSE_CLUSTER_REPLICAS   space-separated host:tcp_port of every replica of that shard
 #   CLICKHOUSE_SHARD, CLICKHOUSE_REPLICA   the <macros> {shard} and {replica} of this server
@@ -32,7 +34,7 @@ XML
         cat <<XML
     <zookeeper>
         <node><host>${CLICKHOUSE_ZOOKEEPER%:*}</host><port>${CLICKHOUSE_ZOOKEEPER##*:}</port></node>
-        <session_timeout_ms>30000</session_timeout_ms>
+        <session_timeout_ms>${CLICKHOUSE_ZOOKEEPER_SESSION_TIMEOUT_MS:-30000}</session_timeout_ms>
     </zookeeper>
     <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
 XML

@@ -73,4 +73,7 @@ step "SQL check on the local server ($CLICKHOUSE_URL)"
 step "local stack scripts (own ports and state directory)"
 bash tests/scripts/local_stack_test.sh
 
+step "replicated ClickHouse: replica kill -9, failover, catch-up (tests/cluster_failover.rs)"
+cargo test --test cluster_failover -- --nocapture fault_ 2>&1 | grep -v '^\[deploy/local\]'
+
 step "done"
