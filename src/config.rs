@@ -818,6 +818,46 @@ mod tests {
     }
 
     #[test]
+    fn cluster_mode_from_env_with_a_list_of_urls() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("DISPATCH_INGEST__CLICKHOUSE__CLUSTER", "dispatch"),
+                (
+                    "DISPATCH_INGEST__CLICKHOUSE__URLS",
+                    "http://ch-1:8123, http://ch-2:8123",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.clickhouse.cluster, "dispatch");
+        assert_eq!(
+            c.clickhouse.urls,
+            vec!["http://ch-1:8123".to_string(), "http://ch-2:8123".into()]
+        );
+        let bad = Config::load(
+            None,
+            env(&[(
+                "DISPATCH_INGEST__CLICKHOUSE__URLS",
+                "http://a:8123,ch-2:8123",
+            )]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            bad.contains("clickhouse.urls") && bad.contains("ch-2:8123"),
+            "{bad}"
+        );
+        let bad = Config::load(
+            None,
+            env(&[("DISPATCH_INGEST__CLICKHOUSE__CLUSTER", "a-b")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("clickhouse.cluster"), "{bad}");
+    }
+
+    #[test]
     fn env_overrides_file_values_with_the_right_type() {
         let c = Config::load(
             None,
