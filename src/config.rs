@@ -301,6 +301,11 @@ pub enum Validation {
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
     pub url: String,
+    /// Replicated cluster mode: the cluster name in the servers' `<remote_servers>`. Empty (the
+    /// default) is single-server mode. See README "ClickHouse cluster".
+    pub cluster: String,
+    /// Replicas to insert to (any healthy one); when empty, `url` is the only one.
+    pub urls: Vec<String>,
     pub database: String,
     pub user: String,
     pub password: String,
@@ -317,6 +322,8 @@ impl Default for ClickHouseConfig {
     fn default() -> Self {
         ClickHouseConfig {
             url: "http://127.0.0.1:8123".into(),
+            cluster: String::new(),
+            urls: Vec::new(),
             database: "dispatch".into(),
             user: "default".into(),
             password: String::new(),
@@ -738,7 +745,33 @@ impl Config {
                 "must start with http:// or https://",
             ));
         }
-        crate::security::validate_http_tls("clickhouse", &c.url, &c.ca_file)?;
+        if let Some(u) = c
+            .urls
+            .iter()
+            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err(invalid(
+                "clickhouse.urls",
+                u,
+                "every URL must start with http:// or https://",
+            ));
+        }
+        if !c.cluster.is_empty() && !is_identifier(&c.cluster) {
+            return Err(invalid(
+                "clickhouse.cluster",
+                &c.cluster,
+                "must be empty (single server) or an identifier ([A-Za-z_][A-Za-z0-9_]*)",
+            ));
+        }
+        // The URLs in use: `urls` (cluster mode) when given, else `url`.
+        let in_use = if c.urls.is_empty() {
+            std::slice::from_ref(&c.url)
+        } else {
+            &c.urls[..]
+        };
+        for u in in_use {
+            crate::security::validate_http_tls("clickhouse", u, &c.ca_file)?;
+        }
         if !is_identifier(&c.database) {
             return Err(invalid(
                 "clickhouse.database",
@@ -990,6 +1023,14 @@ fn set_path(root: &mut toml::Value, defaults: &toml::Value, path: &[String], raw
                     .parse::<bool>()
                     .map(toml::Value::Boolean)
                     .unwrap_or_else(|_| toml::Value::String(raw.to_string())),
+                // A list from the environment: comma-separated strings.
+                Some(toml::Value::Array(_)) => toml::Value::Array(
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.to_string()))
+                        .collect(),
+                ),
                 _ => {
                     if let Ok(b) = raw.parse::<bool>() {
                         toml::Value::Boolean(b)
@@ -1025,6 +1066,46 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dispatch-ingest.toml");
         let config = Config::load(Some(&path), vec![]).unwrap();
         assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn cluster_mode_from_env_with_a_list_of_urls() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("DISPATCH_INGEST__CLICKHOUSE__CLUSTER", "dispatch"),
+                (
+                    "DISPATCH_INGEST__CLICKHOUSE__URLS",
+                    "http://ch-1:8123, http://ch-2:8123",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.clickhouse.cluster, "dispatch");
+        assert_eq!(
+            c.clickhouse.urls,
+            vec!["http://ch-1:8123".to_string(), "http://ch-2:8123".into()]
+        );
+        let bad = Config::load(
+            None,
+            env(&[(
+                "DISPATCH_INGEST__CLICKHOUSE__URLS",
+                "http://a:8123,ch-2:8123",
+            )]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            bad.contains("clickhouse.urls") && bad.contains("ch-2:8123"),
+            "{bad}"
+        );
+        let bad = Config::load(
+            None,
+            env(&[("DISPATCH_INGEST__CLICKHOUSE__CLUSTER", "a-b")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("clickhouse.cluster"), "{bad}");
     }
 
     #[test]

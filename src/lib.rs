@@ -34,6 +34,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod decode;
 pub mod dlq;

@@ -6,6 +6,8 @@
 //! error, so every attempt builds a new insert from our own copy). Offsets are released to Kafka
 //! only by the caller, after [`Sink::insert`] returned `Ok`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clickhouse::{Client, Row};
@@ -145,6 +147,8 @@ pub enum SinkError {
     },
     #[error("cannot parse ClickHouse version {0:?}")]
     Version(String),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::RewriteError),
     #[error("ClickHouse at {url}: {message}")]
     Tls { url: String, message: String },
 }
@@ -366,45 +370,102 @@ pub struct Sink {
     url: String,
     database: String,
     version: ServerVersion,
+    /// Every configured replica (one in single-server mode), and the one inserts go to now.
+    replicas: Arc<Vec<(String, Client)>>,
+    current: Arc<AtomicUsize>,
+    /// Replicated cluster mode: the cluster name.
+    cluster: Option<String>,
 }
 
 impl Sink {
     /// Connect: ask the server its version (with validation off, which every version answers),
     /// then choose validation as configured.
+    ///
+    /// With several `urls` (cluster mode), the first replica that answers is used for
+    /// migrations and queries, and inserts fail over between all of them.
     pub async fn connect(cfg: &ClickHouseConfig) -> Result<Sink, SinkError> {
+        let urls: Vec<String> = if cfg.urls.is_empty() {
+            vec![cfg.url.clone()]
+        } else {
+            cfg.urls.clone()
+        };
         let http = crate::security::clickhouse_http_client(cfg).map_err(|e| SinkError::Tls {
             url: cfg.url.clone(),
             message: e.to_string(),
         })?;
-        let base = Client::with_http_client(http)
-            .with_url(&cfg.url)
-            .with_user(&cfg.user)
-            .with_password(&cfg.password)
-            .with_validation(false);
-        let url = crate::config::redact_url(&cfg.url);
-        let raw: String = base
-            .query("SELECT version()")
-            .fetch_one()
-            .await
-            .map_err(|source| SinkError::ClickHouse {
-                url: url.clone(),
-                source,
-            })?;
+        let base_for = |url: &str| {
+            Client::with_http_client(http.clone())
+                .with_url(url)
+                .with_user(&cfg.user)
+                .with_password(&cfg.password)
+                .with_validation(false)
+        };
+        let mut answered = None;
+        let mut last_err = None;
+        for (i, url) in urls.iter().enumerate() {
+            match base_for(url)
+                .query("SELECT version()")
+                .fetch_one::<String>()
+                .await
+            {
+                Ok(raw) => {
+                    answered = Some((i, raw));
+                    break;
+                }
+                Err(source) => {
+                    tracing::warn!(url = %crate::config::redact_url(url), error = %source, "ClickHouse replica not reachable");
+                    last_err = Some(SinkError::ClickHouse {
+                        url: crate::config::redact_url(url),
+                        source,
+                    });
+                }
+            }
+        }
+        let Some((index, raw)) = answered else {
+            return Err(last_err.expect("at least one URL"));
+        };
+        let url = urls[index].clone();
         let version = ServerVersion::parse(&raw).ok_or(SinkError::Version(raw))?;
         let validation = match cfg.validation {
             Validation::On => true,
             Validation::Off => false,
             Validation::Auto => version.supports_validation(),
         };
-        tracing::info!(%version, validation, url = %crate::config::redact_url(&cfg.url), "connected to ClickHouse");
-        let client = base.with_validation(validation);
+        let cluster = (!cfg.cluster.is_empty()).then(|| cfg.cluster.clone());
+        tracing::info!(%version, validation, url = %crate::config::redact_url(&url), replicas = urls.len(), cluster = cluster.as_deref().unwrap_or(""), "connected to ClickHouse");
+        let replicas: Vec<(String, Client)> = urls
+            .iter()
+            .map(|u| {
+                let c = base_for(u)
+                    .with_validation(validation)
+                    .with_database(&cfg.database);
+                (crate::config::redact_url(u), c)
+            })
+            .collect();
         Ok(Sink {
-            db_client: client.clone().with_database(&cfg.database),
-            client,
-            url,
+            client: base_for(&url).with_validation(validation),
+            // Shares its metadata cache with the replica's insert client (clones share it).
+            db_client: replicas[index].1.clone(),
+            url: crate::config::redact_url(&url),
             database: cfg.database.clone(),
             version,
+            replicas: Arc::new(replicas),
+            current: Arc::new(AtomicUsize::new(index)),
+            cluster,
         })
+    }
+
+    /// Replicated cluster mode: the cluster name.
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
+
+    /// `ON CLUSTER name` in cluster mode, empty otherwise.
+    fn on_cluster(&self) -> String {
+        self.cluster
+            .as_deref()
+            .map(|c| format!(" ON CLUSTER {c}"))
+            .unwrap_or_default()
     }
 
     pub fn version(&self) -> ServerVersion {
@@ -479,12 +540,20 @@ impl Sink {
     /// the names applied now (empty when everything was applied before).
     pub async fn migrate(&self) -> Result<Vec<&'static str>, SinkError> {
         let db = &self.database;
-        self.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+        let on_cluster = self.on_cluster();
+        let engine = match &self.cluster {
+            Some(_) => format!(
+                "ReplicatedMergeTree('{}', '{{replica}}')",
+                crate::cluster::replica_path(db, "schema_migrations")
+            ),
+            None => "MergeTree()".to_string(),
+        };
+        self.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}{on_cluster}"))
             .await?;
         self.execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations \
+            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations{on_cluster} \
              (version UInt32, name String, checksum String, applied_at DateTime('UTC')) \
-             ENGINE = MergeTree() ORDER BY version"
+             ENGINE = {engine} ORDER BY version"
         ))
         .await?;
         let applied = self.applied().await?;
@@ -503,15 +572,17 @@ impl Sink {
                 continue;
             }
             for (index, stmt) in statements(m.sql, db).iter().enumerate() {
-                self.client
-                    .query(stmt)
-                    .execute()
-                    .await
-                    .map_err(|source| SinkError::Migration {
+                let stmt = match &self.cluster {
+                    Some(c) => crate::cluster::rewrite(stmt, c)?,
+                    None => stmt.clone(),
+                };
+                self.client.query(&stmt).execute().await.map_err(|source| {
+                    SinkError::Migration {
                         name: m.name.into(),
                         index: index + 1,
                         source,
-                    })?;
+                    }
+                })?;
             }
             let mut insert = self
                 .db_client
@@ -533,7 +604,7 @@ impl Sink {
             self.db_client.clear_cached_metadata().await;
             done.push(m.name);
         }
-        if self.deduplicates_inserts() {
+        if self.deduplicates_inserts() && self.cluster.is_none() {
             // Non-replicated MergeTree tables deduplicate inserts (by block hash or by
             // insert_deduplication_token) only within this window; Replicated tables already
             // keep one (replicated_deduplication_window). Not a migration: 18.16 has no such
@@ -552,29 +623,54 @@ impl Sink {
     /// a schema error) asks the server for the table's columns (`DESCRIBE`); that request is
     /// bounded by `timeout` too. On 24.1+ the insert carries a deduplication token derived from
     /// the rows' source positions, so a retry of an insert that did land is dropped by the
-    /// server instead of written twice.
+    /// server instead of written twice (single-server mode only; see `try_insert`).
+    ///
+    /// With several replicas, a retriable failure moves the next attempt (the caller's retry
+    /// policy decides when) to the next replica, so inserts go on while one is down.
     pub async fn insert(&self, rows: &[EventRow], timeout: Duration) -> Result<(), SinkError> {
-        let result = self.try_insert(rows, timeout).await;
+        let index = self.current.load(Ordering::SeqCst) % self.replicas.len();
+        let (url, client) = &self.replicas[index];
+        let result = self.try_insert(client, rows, timeout).await;
         if let Err(e) = &result {
             if classify(e) == InsertFailure::Schema {
                 // The table may have changed under us: validate against a fresh DESCRIBE.
-                self.db_client.clear_cached_metadata().await;
+                client.clear_cached_metadata().await;
+            }
+            if self.replicas.len() > 1 && is_retriable(e) {
+                let next = (index + 1) % self.replicas.len();
+                // Only the first of concurrent failures moves on.
+                if self
+                    .current
+                    .compare_exchange(index, next, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    tracing::warn!(from = %url, to = %self.replicas[next].0, error = %e, "insert failed; failing over to the next ClickHouse replica");
+                }
             }
         }
-        result.map_err(|e| self.err(e))
+        result.map_err(|source| SinkError::ClickHouse {
+            url: url.clone(),
+            source,
+        })
     }
 
     async fn try_insert(
         &self,
+        client: &Client,
         rows: &[EventRow],
         timeout: Duration,
     ) -> Result<(), clickhouse::error::Error> {
-        let mut insert =
-            tokio::time::timeout(timeout, self.db_client.insert::<EventRow>(EVENTS_TABLE))
-                .await
-                .map_err(|_| clickhouse::error::Error::TimedOut)??
-                .with_timeouts(Some(timeout), Some(timeout));
-        if self.deduplicates_inserts() {
+        let mut insert = tokio::time::timeout(timeout, client.insert::<EventRow>(EVENTS_TABLE))
+            .await
+            .map_err(|_| clickhouse::error::Error::TimedOut)??
+            .with_timeouts(Some(timeout), Some(timeout));
+        if self.cluster.is_some() {
+            // Replicated tables drop a block identical to (or with the token of) one inserted
+            // before, and then do not feed the materialized views: a retried batch whose first
+            // attempt reached the table but not its views would never reach the rollups. The
+            // table design makes duplicates harmless instead (docs/delivery.md).
+            insert = insert.with_setting("insert_deduplicate", "0");
+        } else if self.deduplicates_inserts() {
             insert = insert
                 .with_setting("insert_deduplicate", "1")
                 .with_setting("insert_deduplication_token", dedup_token(rows));

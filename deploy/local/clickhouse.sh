@@ -5,6 +5,14 @@
 #   clickhouse.sh down [--purge]  stop the process in our pid file (never by name); --purge deletes data
 #   clickhouse.sh status          exit 0 when running, 3 when stopped
 #   clickhouse.sh client SQL...   run a query over HTTP and print the result
+# Replication (opt-in, for the replicated-cluster test; all unset = a plain single server):
+#   CLICKHOUSE_INTERSERVER_PORT   interserver_http_port (replicas fetch parts over it)
+#   CLICKHOUSE_ZOOKEEPER          host:port of ZooKeeper (deploy/local/zookeeper.sh)
+#   CLICKHOUSE_ZOOKEEPER_SESSION_TIMEOUT_MS   default 30000; a killed replica is seen as gone
+#                                 (and may rejoin) only after it
+#   CLICKHOUSE_CLUSTER            cluster name in <remote_servers> (one shard)
+#   CLICKHOUSE_CLUSTER_REPLICAS   space-separated host:tcp_port of every replica of that shard
+#   CLICKHOUSE_SHARD, CLICKHOUSE_REPLICA   the <macros> {shard} and {replica} of this server
 #
 # Opt-in HTTPS (off unless CLICKHOUSE_HTTPS_PORT is set; the HTTP port stays): <https_port> with a
 # server certificate from tls-certs.sh in CLICKHOUSE_TLS_DIR (made there if missing; default
@@ -22,6 +30,34 @@ tls_dir="${CLICKHOUSE_TLS_DIR:-$dir/tls}"
 ours() { pid_is_ours "$pidfile" "$conf"; }
 
 ping_ok() { [ "$(curl -fsS --max-time 2 "$CLICKHOUSE_URL/ping" 2>/dev/null)" = "Ok." ]; }
+
+replication_config() {
+    [ -n "${CLICKHOUSE_INTERSERVER_PORT:-}" ] && cat <<XML
+    <interserver_http_host>$CLICKHOUSE_HOST</interserver_http_host>
+    <interserver_http_port>$CLICKHOUSE_INTERSERVER_PORT</interserver_http_port>
+XML
+    if [ -n "${CLICKHOUSE_ZOOKEEPER:-}" ]; then
+        cat <<XML
+    <zookeeper>
+        <node><host>${CLICKHOUSE_ZOOKEEPER%:*}</host><port>${CLICKHOUSE_ZOOKEEPER##*:}</port></node>
+        <session_timeout_ms>${CLICKHOUSE_ZOOKEEPER_SESSION_TIMEOUT_MS:-30000}</session_timeout_ms>
+    </zookeeper>
+    <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
+XML
+    fi
+    if [ -n "${CLICKHOUSE_CLUSTER:-}" ]; then
+        echo "    <remote_servers><$CLICKHOUSE_CLUSTER><shard><internal_replication>true</internal_replication>"
+        local r
+        for r in ${CLICKHOUSE_CLUSTER_REPLICAS:?CLICKHOUSE_CLUSTER_REPLICAS is required with CLICKHOUSE_CLUSTER}; do
+            echo "        <replica><host>${r%:*}</host><port>${r##*:}</port></replica>"
+        done
+        echo "    </shard></$CLICKHOUSE_CLUSTER></remote_servers>"
+    fi
+    if [ -n "${CLICKHOUSE_REPLICA:-}" ]; then
+        echo "    <macros><shard>${CLICKHOUSE_SHARD:-1}</shard><replica>$CLICKHOUSE_REPLICA</replica></macros>"
+    fi
+    return 0
+}
 
 write_config() {
     mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas" "$dir/logs"
@@ -69,6 +105,7 @@ write_config() {
     <uncompressed_cache_size>268435456</uncompressed_cache_size>
     <max_concurrent_queries>100</max_concurrent_queries>
     <mlock_executable>false</mlock_executable>
+$(replication_config)
 </yandex>
 XML
     # Users: `default` (read-write, loopback only) for the pipeline and the tests; `bi_reader`

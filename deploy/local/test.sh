@@ -76,4 +76,7 @@ bash tests/scripts/local_stack_test.sh
 step "integration tests again on ClickHouse 26.9 (chdb behind tests/chdb_http), grants check"
 bash tests/chdb_http/run_tests.sh
 
+step "replicated ClickHouse: replica kill -9, failover, catch-up (tests/cluster_failover.rs)"
+cargo test --test cluster_failover -- --nocapture fault_ 2>&1 | grep -v '^\[deploy/local\]'
+
 step "done"

@@ -11,7 +11,7 @@ pub struct PrivateServer {
     pub ports: [u16; 2],
     /// Port of the opt-in TLS listener (Kafka SASL_SSL, ClickHouse HTTPS), if any.
     pub tls_port: Option<u16>,
-    /// Further environment for the script (TLS settings).
+    /// Further environment for the script (TLS settings, replication settings of a ClickHouse replica).
     env: Vec<(String, String)>,
 }
 
@@ -27,6 +27,62 @@ impl PrivateServer {
             ports: [super::free_port(), super::free_port()],
             tls_port: None,
             env: Vec::new(),
+        }
+    }
+
+    /// A ZooKeeper server (client port; the second port is unused).
+    pub fn zookeeper() -> PrivateServer {
+        PrivateServer::new("zookeeper")
+    }
+
+    /// Two ClickHouse servers as replicas `r1`, `r2` of shard 1 of cluster `cluster`, keeping
+    /// replication state in `zookeeper`. Not started.
+    pub fn clickhouse_replicas(zookeeper: &PrivateServer, cluster: &str) -> [PrivateServer; 2] {
+        let mut pair = [PrivateServer::clickhouse(), PrivateServer::clickhouse()];
+        let replicas = format!(
+            "127.0.0.1:{} 127.0.0.1:{}",
+            pair[0].ports[1], pair[1].ports[1]
+        );
+        for (i, s) in pair.iter_mut().enumerate() {
+            s.env = vec![
+                (
+                    "CLICKHOUSE_INTERSERVER_PORT".into(),
+                    super::free_port().to_string(),
+                ),
+                (
+                    "CLICKHOUSE_ZOOKEEPER".into(),
+                    format!("127.0.0.1:{}", zookeeper.ports[0]),
+                ),
+                ("CLICKHOUSE_CLUSTER".into(), cluster.into()),
+                ("CLICKHOUSE_CLUSTER_REPLICAS".into(), replicas.clone()),
+                (
+                    "CLICKHOUSE_ZOOKEEPER_SESSION_TIMEOUT_MS".into(),
+                    "6000".into(),
+                ),
+                ("CLICKHOUSE_SHARD".into(), "1".into()),
+                ("CLICKHOUSE_REPLICA".into(), format!("r{}", i + 1)),
+            ];
+        }
+        pair
+    }
+
+    /// SIGKILL the server (a lost machine): no shutdown, no flush.
+    pub fn kill9(&self) {
+        let pidfile = self
+            .state
+            .path()
+            .join(self.script)
+            .join(format!("{}.pid", self.script));
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let pid = pid.trim();
+        let out = Command::new("kill").args(["-KILL", pid]).output().unwrap();
+        assert!(out.status.success(), "kill -9 {pid} failed");
+        // Wait until the process is gone, so a restart does not find it alive.
+        for _ in 0..100 {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
 
@@ -96,6 +152,7 @@ impl PrivateServer {
             .env("KAFKA_PORT", self.ports[0].to_string())
             .env("KAFKA_CONTROLLER_PORT", self.ports[1].to_string())
             .env("KAFKA_TOPICS", "")
+            .env("ZOOKEEPER_PORT", self.ports[0].to_string())
             .envs(self.env.iter().cloned())
             .env_remove("CLICKHOUSE_URL")
             .env_remove("KAFKA_BOOTSTRAP")
@@ -150,6 +207,7 @@ impl Drop for PrivateServer {
             .env("STATE_DIR", self.state.path())
             .env("CLICKHOUSE_HTTP_PORT", self.ports[0].to_string())
             .env("KAFKA_PORT", self.ports[0].to_string())
+            .env("ZOOKEEPER_PORT", self.ports[0].to_string())
             .output();
     }
 }
