@@ -57,6 +57,7 @@ pub struct Config {
     pub batch: BatchConfig,
     pub telemetry: TelemetryConfig,
     pub shutdown: ShutdownConfig,
+    pub report: ReportConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -318,6 +319,15 @@ impl Default for ShutdownConfig {
             deadline_ms: 30_000,
         }
     }
+}
+
+/// `[report]`: settings of the reports for people.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportConfig {
+    /// `[report.suppression]`: small-count suppression of the municipality report
+    /// (docs/suppression.md).
+    pub suppression: crate::report::municipalities::suppress::SuppressionConfig,
 }
 
 impl Config {
@@ -606,6 +616,7 @@ impl Config {
                 format!("not an address:port: {e}"),
             )
         })?;
+        self.report.suppression.validate()?;
         if self.shutdown.deadline_ms == 0 {
             return Err(invalid("shutdown.deadline_ms", 0, "must be positive"));
         }

@@ -33,6 +33,16 @@ pub const N: usize = 0;
 pub const W: usize = 1;
 pub const S: usize = 2;
 const QUANTITY_NAMES: [&str; 3] = ["n", "within_15", "sum_seconds"];
+/// Programs with random objectives per component before the per-cell ones ([`Mode::Check`]).
+const SPREAD_PROGRAMS: usize = 6;
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 /// Units of the quantities inside the linear programs (sums in minutes).
 const SCALE: [f64; 3] = [1.0, 1.0, 60.0];
 
@@ -178,6 +188,45 @@ pub fn attack_publications(
     params: &AttackParams,
     mode: Mode,
 ) -> Result<AttackReport, AttackError> {
+    let (system, origin) = publications_system(publications, late, params)?;
+    let targets: Vec<usize> = (0..system.cells.len())
+        .filter(|&i| matches!(system.cells[i], CellVar::Unknown { .. }))
+        .collect();
+    let outcome = system.solve(&targets, params, mode, None, &HashSet::new())?;
+    let findings = outcome
+        .intervals
+        .into_iter()
+        .map(|(i, intervals)| {
+            let (publication, cell, label) = origin[i].clone();
+            let exposed = (0..3)
+                .filter(|&q| !params.protected(q, intervals[q].lo, intervals[q].hi))
+                .map(|q| QUANTITY_NAMES[q])
+                .collect();
+            Finding {
+                publication,
+                cell,
+                label,
+                intervals,
+                exposed,
+            }
+        })
+        .collect();
+    Ok(AttackReport {
+        findings,
+        components: outcome.components,
+        largest_component: outcome.largest_component,
+        programs: outcome.programs,
+    })
+}
+
+/// The attacker's system over several publications: cells in publication order, with their
+/// (publication, cell, label).
+#[allow(clippy::type_complexity)]
+pub(crate) fn publications_system(
+    publications: &[&[Cell]],
+    late: Option<LateEvents>,
+    params: &AttackParams,
+) -> Result<(System, Vec<(usize, usize, String)>), AttackError> {
     let k = params.min_deployments as f64;
     let mut system = System::default();
     let mut origin = Vec::new();
@@ -244,34 +293,7 @@ pub fn attack_publications(
             last_by_key.insert(key, offset + i);
         }
     }
-    let targets: Vec<usize> = (0..system.cells.len())
-        .filter(|&i| matches!(system.cells[i], CellVar::Unknown { .. }))
-        .collect();
-    let outcome = system.solve(&targets, params, mode, None, &HashSet::new())?;
-    let findings = outcome
-        .intervals
-        .into_iter()
-        .map(|(i, intervals)| {
-            let (publication, cell, label) = origin[i].clone();
-            let exposed = (0..3)
-                .filter(|&q| !params.protected(q, intervals[q].lo, intervals[q].hi))
-                .map(|q| QUANTITY_NAMES[q])
-                .collect();
-            Finding {
-                publication,
-                cell,
-                label,
-                intervals,
-                exposed,
-            }
-        })
-        .collect();
-    Ok(AttackReport {
-        findings,
-        components: outcome.components,
-        largest_component: outcome.largest_component,
-        programs: outcome.programs,
-    })
+    Ok((system, origin))
 }
 
 /// `GM0088 2025-Q1 A0`.
@@ -586,6 +608,34 @@ impl System {
                 })
             })
             .collect();
+        // In check mode, a few programs with random objectives over all members first: each
+        // optimum pushes many cells to an extreme at once, so most cells are shown protected
+        // without programs of their own.
+        if mode == Mode::Check && members.len() > 1 {
+            for round in 0..SPREAD_PROGRAMS {
+                let terms: Vec<(usize, usize, f64)> = (0..members.len())
+                    .flat_map(|l| (0..3).map(move |q| (l, q)))
+                    .map(|(l, q)| {
+                        let h =
+                            splitmix((round as u64) << 40 ^ (members[l] as u64) << 2 ^ q as u64);
+                        (l, q, if h & 1 == 0 { 1.0 } else { -1.0 })
+                    })
+                    .collect();
+                outcome.programs += 1;
+                match self.optimise(members, &local, lins, params, &terms, true) {
+                    Ok(values) => {
+                        for (m, v) in values.iter().enumerate() {
+                            for qq in 0..3 {
+                                obs[m][qq].lo = obs[m][qq].lo.min(v[qq]);
+                                obs[m][qq].hi = obs[m][qq].hi.max(v[qq]);
+                            }
+                        }
+                    }
+                    // Unbounded or otherwise: the per-cell programs below decide.
+                    Err(_) => break,
+                }
+            }
+        }
         let mut exact: Vec<[[bool; 2]; 3]> = vec![[[false; 2]; 3]; members.len()];
         let mut all_ok = true;
         for (l, &g) in members.iter().enumerate() {
@@ -601,7 +651,7 @@ impl System {
                         continue;
                     }
                     outcome.programs += 1;
-                    match self.optimise(members, &local, lins, params, l, q, maximise) {
+                    match self.optimise(members, &local, lins, params, &[(l, q, 1.0)], maximise) {
                         Ok(values) => {
                             for (m, v) in values.iter().enumerate() {
                                 for qq in 0..3 {
@@ -647,8 +697,7 @@ impl System {
         local: &HashMap<usize, usize>,
         lins: &[usize],
         params: &AttackParams,
-        target: usize,
-        quantity: usize,
+        objective_terms: &[(usize, usize, f64)],
         maximise: bool,
     ) -> Result<Vec<[f64; 3]>, ResolutionError> {
         let mut vars = ProblemVariables::new();
@@ -664,7 +713,10 @@ impl System {
                 [n, w, s]
             })
             .collect();
-        let objective: Expression = vs[target][quantity].into();
+        let mut objective = Expression::from(0.0);
+        for &(l, q, c) in objective_terms {
+            objective.add_mul(c, vs[l][q]);
+        }
         let mut model = if maximise {
             vars.maximise(objective).using(microlp)
         } else {
