@@ -7,6 +7,7 @@
 //! decides, and what every output format (Markdown, CSV, JSON, HTML, the published ClickHouse
 //! tables) renders.
 
+pub mod attack;
 pub mod compute;
 pub mod html;
 pub mod model;

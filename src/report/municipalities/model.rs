@@ -160,6 +160,16 @@ pub struct SuppressionParams {
     pub min_deployments_percentiles: u64,
 }
 
+impl Default for SuppressionParams {
+    /// k = 10, percentiles from 20 deployments.
+    fn default() -> Self {
+        SuppressionParams {
+            min_deployments: 10,
+            min_deployments_percentiles: 20,
+        }
+    }
+}
+
 /// The whole report for one year (all its quarters), optionally restricted to one region.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MunicipalityReport {
