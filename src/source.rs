@@ -32,6 +32,8 @@ pub struct RawRecord {
     pub headers: Vec<(String, Vec<u8>)>,
     /// Assignment generation of the partition when the record was read (see [`OffsetTracker`]).
     pub generation: u64,
+    /// The Kafka record timestamp (create or log-append time), UTC milliseconds, when set.
+    pub kafka_timestamp_ms: Option<i64>,
 }
 
 /// A record that is finished: inserted, or acknowledged by the dead-letter topic.
@@ -41,6 +43,8 @@ pub struct Done {
     pub partition: i32,
     pub offset: i64,
     pub generation: u64,
+    /// The record's Kafka timestamp (for the Kafka -> inserted latency histogram).
+    pub kafka_timestamp_ms: Option<i64>,
 }
 
 impl RawRecord {
@@ -50,6 +54,7 @@ impl RawRecord {
             partition: self.position.partition,
             offset: self.position.offset,
             generation: self.generation,
+            kafka_timestamp_ms: self.kafka_timestamp_ms,
         }
     }
 }
@@ -299,6 +304,7 @@ impl KafkaSource {
             payload: msg.payload().map(<[u8]>::to_vec),
             headers,
             generation,
+            kafka_timestamp_ms: msg.timestamp().to_millis(),
         })
     }
 
@@ -358,6 +364,7 @@ mod tests {
             partition: 0,
             offset,
             generation,
+            kafka_timestamp_ms: None,
         }
     }
 
@@ -413,7 +420,8 @@ mod tests {
             topic: "t".into(),
             partition: 1,
             offset: 3,
-            generation: h
+            generation: h,
+            kafka_timestamp_ms: None,
         }));
         assert_eq!(t.committable("t", 1), Some(4));
         assert_eq!(t.committable("t", 0), None);
