@@ -73,4 +73,7 @@ step "SQL check on the local server ($CLICKHOUSE_URL)"
 step "local stack scripts (own ports and state directory)"
 bash tests/scripts/local_stack_test.sh
 
+step "deploy: compose/k8s/Prometheus/Grafana checks and the container test (tests/deploy/run.sh)"
+bash tests/deploy/run.sh
+
 step "done"

@@ -49,6 +49,10 @@ PENDING_METRICS = {
 }
 
 
+# Tables of the published municipality report (branch muni, schemas/clickhouse/public/).
+PENDING_PUBLIC_TABLES = {"municipality_response_times"}
+
+
 def config_keys():
     """Every config key as DISPATCH_INGEST__SECTION__KEY, from the effective config's TOML."""
     import tomllib
@@ -284,16 +288,27 @@ def metrics():
             err(f"alert {n}: no promtool test shows it both firing and not firing")
     ok(f"{len(names)} alerts, each with a promtool test that fires and resolves it")
     # Reports dashboard: ClickHouse panels use the ClickHouse data source and existing views.
-    views = set(re.findall(r"\{db\}\.([a-z_]+)", "".join(
-        p.read_text() for p in (REPO / "schemas/clickhouse/migrations").glob("*.sql"))))
+    def tables(sub):
+        return set(re.findall(r"\{db\}\.([a-z_]+)", "".join(
+            p.read_text() for p in (REPO / "schemas/clickhouse" / sub).glob("*.sql"))))
+    views = tables("migrations")
+    public = tables("public")
+    for n in sorted(PENDING_PUBLIC_TABLES - public):
+        print(f"  NOTE: {n} (published report, branch muni) is not under schemas/clickhouse/public yet")
+    public |= PENDING_PUBLIC_TABLES
+    used = 0
     for f in dashboards:
         d = json.loads(f.read_text())
         for p in d["panels"]:
             for t in p.get("targets", []):
                 if "rawSql" in t:
-                    for v in re.findall(r"\$\{database\}\.([a-z_]+)", t["rawSql"]):
-                        if v not in views:
-                            err(f"{f.name} panel '{p['title']}': {v} is not a table or view of the migrations")
+                    if p["datasource"]["type"] != "grafana-clickhouse-datasource":
+                        err(f"{f.name} panel '{p['title']}': SQL on a non-ClickHouse data source")
+                    for db, v in re.findall(r"\$\{(database|public_database)\}\.([a-z_]+)", t["rawSql"]):
+                        used += 1
+                        if v not in (views if db == "database" else public):
+                            err(f"{f.name} panel '{p['title']}': {v} is not a table or view of schemas/clickhouse")
+    ok(f"ClickHouse panels reference {used} existing tables or views")
 
 
 keys = config_keys()
