@@ -11,7 +11,7 @@ repo="$(cd "$(dirname "$0")/../.." && pwd)"
 source "$repo/deploy/local/env.sh"
 cd "$repo"
 t0=$(date +%s)
-say() { printf '[container test] %s\n' "$*" >&2; }
+say() { printf "[container test %s] %s\n" "$(date -u +%H:%M:%S)" "$*" >&2; }
 fail() { say "FAILED: $*"; exit 1; }
 
 bash deploy/local/podman.sh install
@@ -60,7 +60,7 @@ for i in "${!streams[@]}"; do
     s="${streams[$i]}"
     env_args+=(-e "DISPATCH_INGEST__TOPICS__${s^^}__NAME=$id.${topics[$i]}")
 done
-hardened=(--network host --read-only --cap-drop=all --user 10001:10001
+hardened=(--health-cmd none --network host --read-only --cap-drop=all --user 10001:10001
     --security-opt no-new-privileges --memory 512m --pids-limit 256)
 name="dispatch-ingest-$id"
 
@@ -140,8 +140,8 @@ hc_run=()
 for a in "${hc_cmd[@]:1}"; do hc_run+=("${a//:9464\//:$port/}"); done
 grep -q "/health" <<<"${hc_run[*]}" || fail "the HEALTHCHECK does not probe /health: ${hc_run[*]}"
 podman exec "$name" "${hc_run[@]}" || fail "the HEALTHCHECK command failed in the container: ${hc_run[*]}"
-rss=$(podman stats --no-stream --format '{{.MemUsage}}' "$name" | cut -d/ -f1 | tr -d ' ')
-say "healthcheck ok; container memory now $rss"
+pid=$(podman inspect --format '{{.State.Pid}}' "$name")
+say "healthcheck ok; dispatch-ingest peak RSS $(awk '/VmHWM/ {print $2 / 1024 " MB"}' "/proc/$pid/status" 2>/dev/null || echo unknown)"
 
 say "podman stop (SIGTERM: drain, commit, exit 0)"
 podman stop --time 40 "$name" >/dev/null
