@@ -126,7 +126,9 @@ for m in dispatch_ingest_records_inserted_total dispatch_ingest_insert_batches_t
     grep -q "^$m" <<<"$metrics" || fail "/metrics lacks $m"
 done
 grep -q "^dispatch_ingest_build_info{.*commit=\"$commit\".*} 1" <<<"$metrics" \
-    || grep -q "^dispatch_ingest_build_info{.*} 1" <<<"$metrics" || fail "/metrics lacks dispatch_ingest_build_info"
+    || fail "/metrics lacks dispatch_ingest_build_info with commit $commit: $(grep build_info <<<"$metrics")"
+grep -q "^dispatch_ingest_event_latency_seconds_count [1-9]" <<<"$metrics" \
+    || fail "the event latency histogram recorded nothing"
 inserted=$(awk '/^dispatch_ingest_records_inserted_total/ {s += $2} END {print s + 0}' <<<"$metrics")
 [ "$inserted" -eq "$sent" ] || fail "/metrics says $inserted inserted, Kafka holds $sent"
 
