@@ -38,7 +38,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(key: &str, value: impl ToString, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: &str, value: impl ToString, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_string(),
         value: value.to_string(),
@@ -83,6 +83,14 @@ pub struct KafkaConfig {
     pub sasl_mechanism: String,
     pub sasl_username: String,
     pub sasl_password: String,
+    /// PEM file with the CA certificate(s) the brokers' certificates are checked against
+    /// (`ssl.ca.location`); empty: the system's roots. Only with `ssl` / `sasl_ssl`.
+    pub ssl_ca_file: String,
+    /// Client certificate and private key (PEM) for brokers that require mutual TLS.
+    pub ssl_certificate_file: String,
+    pub ssl_key_file: String,
+    /// Password of an encrypted `ssl_key_file` (secret).
+    pub ssl_key_password: String,
     /// Further librdkafka properties, passed as they are (e.g. `"ssl.ca.location"`).
     pub extra: BTreeMap<String, String>,
 }
@@ -103,6 +111,10 @@ impl Default for KafkaConfig {
             sasl_mechanism: String::new(),
             sasl_username: String::new(),
             sasl_password: String::new(),
+            ssl_ca_file: String::new(),
+            ssl_certificate_file: String::new(),
+            ssl_key_file: String::new(),
+            ssl_key_password: String::new(),
             extra: BTreeMap::new(),
         }
     }
@@ -208,6 +220,9 @@ pub struct SchemaRegistryConfig {
     pub timeout_ms: u64,
     /// Quick retries within one lookup; after them the pipeline waits and asks again.
     pub retries: u32,
+    /// PEM file with CA certificate(s) trusted for an `https://` registry, in addition to the
+    /// system's roots; empty: the system's roots only.
+    pub ca_file: String,
 }
 
 impl Default for SchemaRegistryConfig {
@@ -218,6 +233,7 @@ impl Default for SchemaRegistryConfig {
             password: String::new(),
             timeout_ms: 5_000,
             retries: 2,
+            ca_file: String::new(),
         }
     }
 }
@@ -244,6 +260,9 @@ pub struct ClickHouseConfig {
     pub request_timeout_ms: u64,
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
+    /// PEM file with CA certificate(s) trusted for an `https://` URL, in addition to the
+    /// system's roots; empty: the system's roots only.
+    pub ca_file: String,
 }
 
 impl Default for ClickHouseConfig {
@@ -257,6 +276,7 @@ impl Default for ClickHouseConfig {
             request_timeout_ms: 30_000,
             retry_initial_ms: 200,
             retry_max_ms: 10_000,
+            ca_file: String::new(),
         }
     }
 }
@@ -463,6 +483,7 @@ impl Config {
                 format!("expected one of {protocols:?}"),
             ));
         }
+        crate::security::validate_kafka(k)?;
         check_topic_name("kafka.dlq_topic", &k.dlq_topic)?;
         let mut seen: BTreeMap<&str, Stream> = BTreeMap::new();
         for stream in Stream::ALL {
@@ -540,6 +561,7 @@ impl Config {
         if r.timeout_ms == 0 {
             return Err(invalid("schema_registry.timeout_ms", 0, "must be positive"));
         }
+        crate::security::validate_http_tls("schema_registry", &r.url, &r.ca_file)?;
         let c = &self.clickhouse;
         if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
             return Err(invalid(
@@ -548,6 +570,7 @@ impl Config {
                 "must start with http:// or https://",
             ));
         }
+        crate::security::validate_http_tls("clickhouse", &c.url, &c.ca_file)?;
         if !is_identifier(&c.database) {
             return Err(invalid(
                 "clickhouse.database",
@@ -654,6 +677,7 @@ impl Config {
             password: r.password.clone(),
             timeout: std::time::Duration::from_millis(r.timeout_ms),
             retries: r.retries,
+            ca_file: r.ca_file.clone(),
         })
     }
 

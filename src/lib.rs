@@ -43,6 +43,7 @@ pub mod fuzzing;
 pub mod generate;
 pub mod pipeline;
 pub mod report;
+pub mod security;
 pub mod sink;
 pub mod source;
 pub mod telemetry;

@@ -32,6 +32,8 @@ pub enum PipelineError {
     Sink(#[from] SinkError),
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
     #[error("Avro schema: {0}")]
     Schema(#[from] apache_avro::Error),
     #[error(transparent)]
@@ -98,6 +100,7 @@ pub async fn run(
     }
     let codec = Arc::new(codec);
     let enricher = Arc::new(config.enricher()?);
+    crate::security::check_kafka(&config.kafka, crate::security::KAFKA_CHECK_WAIT).await?;
     let dlq = Arc::new(DeadLetters::new(&config.kafka)?);
     let source = Arc::new(KafkaSource::new(&config)?);
     let capacity = config.batch.channel_capacity;

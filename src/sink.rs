@@ -140,6 +140,8 @@ pub enum SinkError {
     },
     #[error("cannot parse ClickHouse version {0:?}")]
     Version(String),
+    #[error("ClickHouse at {url}: {message}")]
+    Tls { url: String, message: String },
 }
 
 impl SinkError {
@@ -181,13 +183,38 @@ fn error_code(msg: &str) -> Option<u32> {
         .ok()
 }
 
+/// Error codes that only servers newer than 18.16 send (RBAC, newer parsers and settings), and
+/// how an insert failing with them is handled. Checked before the lists above.
+fn newer_version_code(code: u32) -> Option<InsertFailure> {
+    match code {
+        // CANNOT_PARSE_BOOL, CANNOT_PARSE_IPV4, CANNOT_PARSE_IPV6: the row's data.
+        467 | 675 | 676 => Some(InsertFailure::RowData),
+        // ACCESS_DENIED, AUTHENTICATION_FAILED (RBAC, 20.x+), UNKNOWN_SETTING (a setting this
+        // server lacks), THERE_IS_NO_COLUMN as the analyzer reports it: the deployment or the
+        // user's grants do not match; retried with backoff and logged as errors, never
+        // dead-lettered.
+        497 | 516 | 115 | 8 => Some(InsertFailure::Schema),
+        // TOO_MANY_SIMULTANEOUS_QUERIES, MEMORY_LIMIT_EXCEEDED, TABLE_IS_READ_ONLY (Keeper
+        // away), UNKNOWN_STATUS_OF_INSERT, KEEPER_EXCEPTION, QUERY_WAS_CANCELLED (server
+        // shutting down): transient; the retry carries the same deduplication token.
+        202 | 241 | 242 | 319 | 999 | 394 => Some(InsertFailure::Retriable),
+        _ => None,
+    }
+}
+
 pub fn classify(e: &clickhouse::error::Error) -> InsertFailure {
     use clickhouse::error::Error as E;
     match e {
+        // With validation on, the crate compares the row type with the table's `DESCRIBE`
+        // before sending anything: a deployment problem, like a missing column.
+        E::SchemaMismatch(_) => InsertFailure::Schema,
         E::BadResponse(msg) => {
             // 18.16 reports an enum value outside the type as a LOGICAL_ERROR (49).
             if msg.contains("Unexpected value") {
                 return InsertFailure::RowData;
+            }
+            if let Some(kind) = error_code(msg).and_then(newer_version_code) {
+                return kind;
             }
             match error_code(msg) {
                 Some(c) if ROW_DATA_CODES.contains(&c) => InsertFailure::RowData,
@@ -325,7 +352,12 @@ struct MigrationRecord {
 /// A connected ClickHouse, with the server version known.
 #[derive(Clone)]
 pub struct Sink {
+    /// Without a default database (migrations name it in their statements).
     client: Client,
+    /// Bound to the configured database once: the crate keeps the table metadata that
+    /// validation needs per client and drops it on `with_database`, so binding per insert would
+    /// run a `DESCRIBE` before every insert. Clones share the cache.
+    db_client: Client,
     url: String,
     database: String,
     version: ServerVersion,
@@ -335,7 +367,11 @@ impl Sink {
     /// Connect: ask the server its version (with validation off, which every version answers),
     /// then choose validation as configured.
     pub async fn connect(cfg: &ClickHouseConfig) -> Result<Sink, SinkError> {
-        let base = Client::default()
+        let http = crate::security::clickhouse_http_client(cfg).map_err(|e| SinkError::Tls {
+            url: cfg.url.clone(),
+            message: e.to_string(),
+        })?;
+        let base = Client::with_http_client(http)
             .with_url(&cfg.url)
             .with_user(&cfg.user)
             .with_password(&cfg.password)
@@ -356,8 +392,10 @@ impl Sink {
             Validation::Auto => version.supports_validation(),
         };
         tracing::info!(%version, validation, url = %cfg.url, "connected to ClickHouse");
+        let client = base.with_validation(validation);
         Ok(Sink {
-            client: base.with_validation(validation),
+            db_client: client.clone().with_database(&cfg.database),
+            client,
             url,
             database: cfg.database.clone(),
             version,
@@ -372,9 +410,15 @@ impl Sink {
         &self.database
     }
 
-    /// A client bound to the configured database.
+    /// A client bound to the configured database (sharing the insert metadata cache).
     pub fn client(&self) -> Client {
-        self.client.clone().with_database(&self.database)
+        self.db_client.clone()
+    }
+
+    /// Whether inserts carry `insert_deduplication_token` (servers 24.1 and later; 18.16 has
+    /// no such setting). See docs/delivery.md.
+    pub fn deduplicates_inserts(&self) -> bool {
+        self.version >= ServerVersion(24, 1, 0)
     }
 
     fn err(&self, source: clickhouse::error::Error) -> SinkError {
@@ -465,9 +509,7 @@ impl Sink {
                     })?;
             }
             let mut insert = self
-                .client
-                .clone()
-                .with_database(db)
+                .db_client
                 .insert::<MigrationRecord>("schema_migrations")
                 .await
                 .map_err(|e| self.err(e))?;
@@ -482,24 +524,86 @@ impl Sink {
                 .map_err(|e| self.err(e))?;
             insert.end().await.map_err(|e| self.err(e))?;
             tracing::info!(migration = m.name, "migration applied");
+            // The schema version changed: the next insert validates against the new tables.
+            self.db_client.clear_cached_metadata().await;
             done.push(m.name);
+        }
+        if self.deduplicates_inserts() {
+            // Non-replicated MergeTree tables deduplicate inserts (by block hash or by
+            // insert_deduplication_token) only within this window; Replicated tables already
+            // keep one (replicated_deduplication_window). Not a migration: 18.16 has no such
+            // table setting, and the same migration files run on both.
+            self.execute(&format!(
+                "ALTER TABLE {db}.{EVENTS_TABLE} MODIFY SETTING non_replicated_deduplication_window = {DEDUP_WINDOW}"
+            ))
+            .await?;
         }
         Ok(done)
     }
 
     /// Insert one batch. On `Err` nothing of the batch may be assumed written.
+    ///
+    /// With validation on, the first insert into the table (and the first after a migration or
+    /// a schema error) asks the server for the table's columns (`DESCRIBE`); that request is
+    /// bounded by `timeout` too. On 24.1+ the insert carries a deduplication token derived from
+    /// the rows' source positions, so a retry of an insert that did land is dropped by the
+    /// server instead of written twice.
     pub async fn insert(&self, rows: &[EventRow], timeout: Duration) -> Result<(), SinkError> {
-        let mut insert = self
-            .client()
-            .insert::<EventRow>(EVENTS_TABLE)
-            .await
-            .map_err(|e| self.err(e))?
-            .with_timeouts(Some(timeout), Some(timeout));
-        for row in rows {
-            insert.write(row).await.map_err(|e| self.err(e))?;
+        let result = self.try_insert(rows, timeout).await;
+        if let Err(e) = &result {
+            if classify(e) == InsertFailure::Schema {
+                // The table may have changed under us: validate against a fresh DESCRIBE.
+                self.db_client.clear_cached_metadata().await;
+            }
         }
-        insert.end().await.map_err(|e| self.err(e))
+        result.map_err(|e| self.err(e))
     }
+
+    async fn try_insert(
+        &self,
+        rows: &[EventRow],
+        timeout: Duration,
+    ) -> Result<(), clickhouse::error::Error> {
+        let mut insert =
+            tokio::time::timeout(timeout, self.db_client.insert::<EventRow>(EVENTS_TABLE))
+                .await
+                .map_err(|_| clickhouse::error::Error::TimedOut)??
+                .with_timeouts(Some(timeout), Some(timeout));
+        if self.deduplicates_inserts() {
+            insert = insert
+                .with_setting("insert_deduplicate", "1")
+                .with_setting("insert_deduplication_token", dedup_token(rows));
+        }
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await
+    }
+}
+
+/// How many recent inserts a 24.1+ server remembers for deduplication of `dispatch_events`.
+pub const DEDUP_WINDOW: u32 = 1000;
+
+/// The deduplication token of an insert: the rows' source positions (topic, partition, offset),
+/// order-independent, hashed. The same records give the same token; one record more or less, a
+/// different one. Every attempt of a batch (and of each half when a batch is split) sends the
+/// same rows, so a retry after a lost acknowledgement is recognised.
+pub fn dedup_token(rows: &[EventRow]) -> String {
+    let mut pos: Vec<(&str, i32, i64)> = rows
+        .iter()
+        .map(|r| (r.source_topic.as_str(), r.source_partition, r.source_offset))
+        .collect();
+    pos.sort_unstable();
+    let mut text = String::with_capacity(pos.len() * 24);
+    for (t, p, o) in pos {
+        text.push_str(t);
+        text.push('\u{1f}');
+        text.push_str(&p.to_string());
+        text.push('\u{1f}');
+        text.push_str(&o.to_string());
+        text.push('\n');
+    }
+    format!("dispatch-ingest-{}-{}", rows.len(), checksum(&text))
 }
 
 pub fn now_secs() -> u32 {
@@ -634,6 +738,68 @@ mod tests {
         assert!(!is_retriable(&E::BadResponse(
             "Code: 117, Incorrect data".into()
         )));
+    }
+
+    #[test]
+    fn codes_of_newer_servers_are_classified() {
+        use clickhouse::error::Error as E;
+        let bad = |m: &str| E::BadResponse(m.to_string());
+        // As 26.x words them.
+        assert_eq!(
+            classify(&bad("Code: 497. DB::Exception: pipeline: Not enough privileges. To execute this query, it's necessary to have the grant INSERT(event_id) ON d.dispatch_events. (ACCESS_DENIED) (version 26.9.2.1)")),
+            InsertFailure::Schema
+        );
+        assert_eq!(
+            classify(&bad("Code: 115. DB::Exception: Unknown setting insert_deduplication_token. (UNKNOWN_SETTING)")),
+            InsertFailure::Schema
+        );
+        assert_eq!(
+            classify(&bad(
+                "Code: 467. DB::Exception: Cannot parse boolean value. (CANNOT_PARSE_BOOL)"
+            )),
+            InsertFailure::RowData
+        );
+        assert_eq!(
+            classify(&bad(
+                "Code: 242. DB::Exception: Table is in readonly mode. (TABLE_IS_READ_ONLY)"
+            )),
+            InsertFailure::Retriable
+        );
+        assert_eq!(
+            classify(&bad("Code: 395. DB::Exception: Value passed to 'throwIf' function is non-zero. (FUNCTION_THROW_IF_VALUE_IS_NON_ZERO) (version 26.9.2.1)")),
+            InsertFailure::RowData
+        );
+        assert_eq!(
+            classify(&E::SchemaMismatch(
+                "attempting to (de)serialize ClickHouse type String as u32".into()
+            )),
+            InsertFailure::Schema
+        );
+    }
+
+    #[test]
+    fn dedup_token_depends_on_the_records_only() {
+        let row = |topic: &str, partition: i32, offset: i64| EventRow {
+            source_topic: topic.into(),
+            source_partition: partition,
+            source_offset: offset,
+            ..Default::default()
+        };
+        let a = vec![row("t", 0, 5), row("t", 1, 5), row("u", 0, 7)];
+        let mut b = a.clone();
+        b.reverse();
+        b[0].ingested_at = 99; // a redelivery is ingested later: same records, same token
+        assert_eq!(dedup_token(&a), dedup_token(&b));
+        assert_ne!(dedup_token(&a), dedup_token(&a[..2]));
+        assert_ne!(
+            dedup_token(&[row("t", 0, 5)]),
+            dedup_token(&[row("t", 0, 6)])
+        );
+        assert_ne!(
+            dedup_token(&[row("t", 0, 5)]),
+            dedup_token(&[row("t", 1, 5)])
+        );
+        assert!(dedup_token(&a).starts_with("dispatch-ingest-3-"));
     }
 
     #[test]

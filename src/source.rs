@@ -208,13 +208,8 @@ impl ConsumerContext for SourceContext {
 pub fn client_config(k: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &k.bootstrap_servers)
-        .set("client.id", &k.client_id)
-        .set("security.protocol", &k.security_protocol);
-    if !k.sasl_mechanism.is_empty() {
-        c.set("sasl.mechanism", &k.sasl_mechanism)
-            .set("sasl.username", &k.sasl_username)
-            .set("sasl.password", &k.sasl_password);
-    }
+        .set("client.id", &k.client_id);
+    crate::security::apply_kafka(k, &mut c);
     for (key, value) in &k.extra {
         c.set(key, value);
     }

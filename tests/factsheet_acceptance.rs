@@ -37,6 +37,7 @@ async fn factsheet_2023_2024_is_reproduced_from_a_noisy_stream() {
     env.produce_events(&noisy).await;
     let mut svc = env.spawn_service("factsheet");
     svc.wait_healthy(Duration::from_secs(30)).await;
+    env.assert_validation_auto(&svc).await;
     env.wait_for_events(distinct, Duration::from_secs(600))
         .await;
     svc.stop();
@@ -133,6 +134,11 @@ async fn factsheet_2023_2024_is_reproduced_from_a_noisy_stream() {
     let html = std::fs::read_to_string(&out).unwrap();
     assert_eq!(html.matches("<svg").count(), 4);
     assert!(html.contains("14.803") && html.contains("15.273"));
+    // Issue #12 item 8: the page in a real browser (Debian's headless Chromium) loads without
+    // console errors or exceptions and shows four rendered charts.
+    let check = common::browser::check_page(&out, &[("figure > svg", 4)], &["figure > svg"]);
+    assert!(check.passed, "{}\n{:#?}", check.stderr, check.summary);
+    assert_eq!(check.count("figure > svg"), Some(4));
     // Every record accounted for.
     let audit = env.run_cli(&["audit"]);
     assert!(audit.contains("difference 0"), "{audit}");
@@ -164,6 +170,7 @@ async fn national_stream_lands_with_its_calibrated_counts() {
     let spec = scaled(&NATIONAL_2024, 0.002);
     let mut svc = env.spawn_service("national");
     svc.wait_healthy(Duration::from_secs(30)).await;
+    env.assert_validation_auto(&svc).await;
     let start = std::time::Instant::now();
     while env
         .scalar("SELECT uniqExact(event_id) FROM {db}.dispatch_events WHERE event_type = 'call'")

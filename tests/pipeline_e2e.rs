@@ -67,6 +67,7 @@ async fn call_event_lands_once_across_a_restart() {
 
     let mut svc = env.spawn_service("first");
     svc.wait_healthy(Duration::from_secs(30)).await;
+    env.assert_validation_auto(&svc).await;
     let id1 = ev1.envelope.event_id;
     env.wait_for_count(
         &format!("event_id = toUUID('{id1}')"),
@@ -124,6 +125,7 @@ async fn call_event_lands_once_across_a_restart() {
     assert_eq!((p2, o2), (partition, 1));
     let mut svc = env.spawn_service("second");
     svc.wait_healthy(Duration::from_secs(30)).await;
+    env.assert_validation_auto(&svc).await;
     let id2 = ev2.envelope.event_id;
     env.wait_for_count(
         &format!("event_id = toUUID('{id2}')"),
@@ -199,6 +201,7 @@ async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_land() {
 
     let mut svc = env.spawn_service("dlq");
     svc.wait_healthy(Duration::from_secs(30)).await;
+    env.assert_validation_auto(&svc).await;
     env.wait_for_count("1", 2, Duration::from_secs(60)).await;
 
     // Three records on the DLQ, each with its original key and bytes and the reason.
@@ -330,6 +333,7 @@ async fn enriched_rows_land_for_all_five_streams() {
     env.produce_many(&records).await;
     let mut svc = env.spawn_service("enrich");
     svc.wait_healthy(Duration::from_secs(30)).await;
+    env.assert_validation_auto(&svc).await;
     env.wait_for_count("1", events.len() as u64, Duration::from_secs(60))
         .await;
 
@@ -433,6 +437,7 @@ async fn rows_clickhouse_rejects_are_isolated_and_dead_lettered() {
         .await;
     let mut svc = env.spawn_service("rejects");
     svc.wait_healthy(Duration::from_secs(30)).await;
+    env.assert_validation_auto(&svc).await;
     env.wait_for_count(
         "1",
         (events.len() - rejected) as u64,
@@ -461,6 +466,59 @@ async fn rows_clickhouse_rejects_are_isolated_and_dead_lettered() {
             events.len() - rejected
         )),
         "{audit}"
+    );
+    env.cleanup().await;
+}
+
+/// An insert retried after its acknowledgement was lost: on 24.1+ the server drops the second
+/// copy (the deduplication token from the rows' source positions); on 18.16, which has no such
+/// setting, both are accepted and the table design makes the copy harmless. Either way the retry
+/// succeeds, and a batch with one record more is a different insert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_insert_is_deduplicated_on_24_1_and_later() {
+    use dispatch_ingest::sink::{EventRow, Sink};
+    let env = TestEnv::new("dedup").await;
+    env.run_cli(&["migrate"]);
+    let sink = Sink::connect(&env.config().clickhouse).await.unwrap();
+    let row = |offset: i64| EventRow {
+        event_id: Uuid::new_v4(),
+        event_type: "call".into(),
+        incident_id: format!("INC-D{offset}"),
+        source_topic: env.topic(Stream::Call).to_string(),
+        source_offset: offset,
+        wire_format: "avro".into(),
+        ..Default::default()
+    };
+    let rows: Vec<EventRow> = (0..5).map(row).collect();
+    let timeout = Duration::from_secs(30);
+    sink.insert(&rows, timeout).await.unwrap();
+    let mut again = rows.clone();
+    again.reverse();
+    for r in again.iter_mut() {
+        r.ingested_at += 7; // re-enriched for the retry: other bytes, same records
+    }
+    sink.insert(&again, timeout).await.unwrap();
+    let dedup = sink.deduplicates_inserts();
+    assert_eq!(dedup, env.server_version().await >= (24, 1));
+    // 18.16 may already have merged the copies away (ReplacingMergeTree): between 5 and 10.
+    let copies = |n: u64| if dedup { n..=n } else { n..=2 * n };
+    assert!(copies(5).contains(&env.count("1").await));
+    let mut more = rows.clone();
+    more.push(row(5));
+    sink.insert(&more, timeout).await.unwrap();
+    let n = env.count("1").await;
+    assert!(
+        if dedup {
+            n == 11
+        } else {
+            (6..=16).contains(&n)
+        },
+        "{n} rows"
+    );
+    assert_eq!(
+        env.scalar("SELECT uniqExact(source_offset) FROM {db}.dispatch_events")
+            .await,
+        6
     );
     env.cleanup().await;
 }

@@ -73,6 +73,9 @@ step "SQL check on the local server ($CLICKHOUSE_URL)"
 step "local stack scripts (own ports and state directory)"
 bash tests/scripts/local_stack_test.sh
 
+step "integration tests again on ClickHouse 26.9 (chdb behind tests/chdb_http), grants check"
+bash tests/chdb_http/run_tests.sh
+
 step "deploy: compose/k8s/Prometheus/Grafana checks and the container test (tests/deploy/run.sh)"
 bash tests/deploy/run.sh
 

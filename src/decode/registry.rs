@@ -58,6 +58,8 @@ pub struct RegistrySettings {
     pub timeout: Duration,
     /// Quick retries inside one lookup before reporting the registry unreachable.
     pub retries: u32,
+    /// PEM file of CA certificates trusted besides the system's roots (empty: none).
+    pub ca_file: String,
 }
 
 pub struct RegistryClient {
@@ -68,7 +70,21 @@ pub struct RegistryClient {
 
 impl RegistryClient {
     pub fn new(settings: RegistrySettings) -> RegistryClient {
+        // TLS: the system's roots plus schema_registry.ca_file (validated with the config). Should
+        // the file have become unreadable since, no CA is trusted at all (fail closed): every
+        // https request then fails with a certificate error naming the registry.
+        let tls = crate::security::http_tls_config(&settings.ca_file).unwrap_or_else(|e| {
+            tracing::error!(error = %e, url = %settings.url, "schema registry TLS setup");
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+        });
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
             .build()
@@ -137,7 +153,7 @@ impl RegistryClient {
     async fn get_once(&self, url: &str, id: u32) -> Result<SchemaResponse, RegistryError> {
         let unreachable = |e: reqwest::Error| RegistryError::Unreachable {
             url: self.settings.url.clone(),
-            message: e.to_string(),
+            message: crate::security::error_chain(&e),
         };
         let resp = self
             .auth(self.http.get(url))
@@ -176,7 +192,7 @@ impl RegistryClient {
             .await
             .map_err(|e| RegistryError::Unreachable {
                 url: self.settings.url.clone(),
-                message: e.to_string(),
+                message: crate::security::error_chain(&e),
             })?;
         let status = resp.status().as_u16();
         if status != 200 {

@@ -233,11 +233,11 @@ pub async fn render(sink: &Sink, year: i32, format: ReportFormat) -> Result<Stri
 /// The indicator rows shown in the main table: (label, value for a year).
 type Indicator = (&'static str, fn(&YearFigures) -> String);
 
-fn pct(v: f64) -> String {
+pub(crate) fn pct(v: f64) -> String {
     format!("{v:.1}%").replace('.', ",")
 }
 
-fn count(v: u64) -> String {
+pub(crate) fn count(v: u64) -> String {
     // Dutch thousands separator, as the factsheet prints (15.273).
     let s = v.to_string();
     let mut out = String::new();

@@ -2,6 +2,7 @@
 
 pub mod charts;
 pub mod factsheet;
+pub mod map;
 pub mod municipalities;
 
 use crate::sink::{Sink, SinkError, QUERIES};

@@ -4,6 +4,7 @@
 //! nothing is skipped.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod registry;
 pub mod servers;
 
@@ -277,6 +278,38 @@ impl TestEnv {
         Client::default()
             .with_url(self.clickhouse_url.clone())
             .with_validation(false)
+    }
+
+    /// The server's version (major, minor), as `SELECT version()` reports it.
+    pub async fn server_version(&self) -> (u32, u32) {
+        let v: String = self
+            .clickhouse()
+            .query("SELECT version()")
+            .fetch_one()
+            .await
+            .unwrap();
+        let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap());
+        (it.next().unwrap(), it.next().unwrap())
+    }
+
+    /// Require that the service chose the crate's row validation as `clickhouse.validation =
+    /// "auto"` must for this server: on for 24.1 and later (RowBinaryWithNamesAndTypes, the
+    /// crate's schema cache), off for older ones such as 18.16. Run the tests with
+    /// `CLICKHOUSE_URL` pointing at a 24.1+ server (tests/chdb_http/run_tests.sh) to take the
+    /// validation-on path.
+    pub async fn assert_validation_auto(&self, svc: &Service) {
+        let expected = self.server_version().await >= (24, 1);
+        let log = svc.log_text();
+        let line = log
+            .lines()
+            .find(|l| l.contains("connected to ClickHouse"))
+            .unwrap_or_else(|| panic!("no \"connected to ClickHouse\" line in the log:\n{log}"));
+        assert!(
+            line.contains(&format!("\"validation\":{expected}")),
+            "server {:?} at {}: expected validation {expected}: {line}",
+            self.server_version().await,
+            self.clickhouse_url
+        );
     }
 
     pub async fn count(&self, where_clause: &str) -> u64 {

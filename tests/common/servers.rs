@@ -9,6 +9,10 @@ pub struct PrivateServer {
     script: &'static str,
     state: tempfile::TempDir,
     pub ports: [u16; 2],
+    /// Port of the opt-in TLS listener (Kafka SASL_SSL, ClickHouse HTTPS), if any.
+    pub tls_port: Option<u16>,
+    /// Further environment for the script (TLS settings).
+    env: Vec<(String, String)>,
 }
 
 fn repo() -> PathBuf {
@@ -21,6 +25,47 @@ impl PrivateServer {
             script,
             state: tempfile::tempdir().unwrap(),
             ports: [super::free_port(), super::free_port()],
+            tls_port: None,
+            env: Vec::new(),
+        }
+    }
+
+    /// A ClickHouse server that also serves HTTPS with the certificate in `tls_dir` (from
+    /// deploy/local/tls-certs.sh).
+    pub fn clickhouse_https(tls_dir: &Path) -> PrivateServer {
+        let mut s = PrivateServer::new("clickhouse");
+        let port = super::free_port();
+        s.tls_port = Some(port);
+        s.env = vec![
+            ("CLICKHOUSE_HTTPS_PORT".into(), port.to_string()),
+            ("CLICKHOUSE_TLS_DIR".into(), tls_dir.display().to_string()),
+        ];
+        s
+    }
+
+    /// A Kafka broker with a second listener, SASL_SSL (PLAIN, SCRAM-SHA-256 and -512 for
+    /// `user`), with the certificate in `tls_dir`; the PLAINTEXT listener stays for test setup.
+    pub fn kafka_sasl_ssl(tls_dir: &Path, user: &str, password: &str) -> PrivateServer {
+        let mut s = PrivateServer::new("kafka");
+        let port = super::free_port();
+        s.tls_port = Some(port);
+        s.env = vec![
+            ("KAFKA_SASL_SSL_PORT".into(), port.to_string()),
+            ("KAFKA_TLS_DIR".into(), tls_dir.display().to_string()),
+            ("KAFKA_SASL_USER".into(), user.into()),
+            ("KAFKA_SASL_PASSWORD".into(), password.into()),
+        ];
+        s
+    }
+
+    /// `https://127.0.0.1:port` (ClickHouse) or `127.0.0.1:port` (Kafka) of the TLS listener.
+    pub fn tls_url(&self) -> String {
+        let port = self
+            .tls_port
+            .expect("server started without a TLS listener");
+        match self.script {
+            "clickhouse" => format!("https://127.0.0.1:{port}"),
+            _ => format!("127.0.0.1:{port}"),
         }
     }
 
@@ -51,6 +96,7 @@ impl PrivateServer {
             .env("KAFKA_PORT", self.ports[0].to_string())
             .env("KAFKA_CONTROLLER_PORT", self.ports[1].to_string())
             .env("KAFKA_TOPICS", "")
+            .envs(self.env.iter().cloned())
             .env_remove("CLICKHOUSE_URL")
             .env_remove("KAFKA_BOOTSTRAP")
             .output()
@@ -64,8 +110,30 @@ impl PrivateServer {
         );
     }
 
+    /// The server's state directory (`<dir>/clickhouse/users.d` takes extra users on 18.16).
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
+    }
+
     pub fn up(&self) {
         self.run(&["up"]);
+    }
+
+    /// Test certificates (deploy/local/tls-certs.sh) in a new temporary directory: ca.crt,
+    /// server.crt/key, server.p12, other-ca.crt.
+    pub fn tls_certs() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .arg(repo().join("deploy/local/tls-certs.sh"))
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tls-certs.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
     }
 
     /// Graceful stop (SIGTERM, as an operator or an orchestrator would).

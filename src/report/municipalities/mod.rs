@@ -7,5 +7,6 @@
 //! decides, and what every output format (Markdown, CSV, JSON, HTML, the published ClickHouse
 //! tables) renders.
 
+pub mod html;
 pub mod model;
 pub mod suppress;
