@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Podman for the container test, without a Docker engine or a registry (see docs/container.md):
+# Podman for the container test, without a Docker engine or a registry (see docs/deploy.md):
 #   podman.sh install   install podman and mmdebstrap from Debian if missing (idempotent)
 #   podman.sh env       print `export CONTAINERS_CONF=...` for this machine (runc, cgroupfs, file events)
 #   podman.sh base      make docker.io/library/debian:bookworm-slim locally with mmdebstrap from the
