@@ -29,10 +29,15 @@ say "cargo build --release --bin dispatch-ingest (commit $commit)"
 DISPATCH_INGEST_COMMIT="$commit" cargo build --quiet --release --bin dispatch-ingest
 
 image="localhost/dispatch-ingest:test"
+old_image="$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
 say "podman build --target runtime (BINARY_FROM=prebuilt)"
 podman build --quiet --network host --format docker --pull=never -f deploy/Dockerfile --target runtime \
     --build-arg BINARY_FROM=prebuilt --build-arg DISPATCH_INGEST_COMMIT="$commit" \
     --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" -t "$image" . >/dev/null
+# The previous test image (now untagged) would keep its binary layer: remove it.
+if [ -n "$old_image" ] && [ "$old_image" != "$(podman image inspect --format '{{.Id}}' "$image")" ]; then
+    podman rmi "$old_image" >/dev/null 2>&1 || true
+fi
 size=$(podman image inspect --format '{{.Size}}' "$image")
 say "image $image: $((size / 1000000)) MB"
 [ "$(podman image inspect --format '{{.Config.User}}' "$image")" = "10001:10001" ] || fail "image user is not 10001:10001"
