@@ -235,6 +235,7 @@ impl DeadLetters {
                 Err((e, _)) => {
                     tracing::warn!(error = %e, %pos, retry_in_ms = backoff.as_millis() as u64, "dead-letter write failed; retrying");
                     self.health.beat(caller);
+                    telemetry::retry("dead_letter");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }

@@ -559,12 +559,14 @@ async fn flush(batch: &mut Batch, ctx: &SinkContext) {
             .await;
     }
     let inserted = batch.rows.len() - rejected.len();
-    telemetry::insert_batch_done(inserted, started.elapsed());
+    telemetry::insert_batch_done(inserted, batch.bytes, started.elapsed());
     let rejected_rows: std::collections::HashSet<usize> = rejected.iter().map(|r| r.0).collect();
     let mut per_topic: BTreeMap<&str, u64> = BTreeMap::new();
+    let now = now_ms();
     for (i, r) in batch.rows.iter().enumerate() {
         if !rejected_rows.contains(&i) {
             *per_topic.entry(r.source_topic.as_str()).or_default() += 1;
+            telemetry::row_inserted(r.occurred_at_ms, batch.row_done[i].kafka_timestamp_ms, now);
         }
     }
     for (topic, n) in per_topic {

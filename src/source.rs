@@ -33,6 +33,8 @@ pub struct RawRecord {
     pub headers: Vec<RawHeader>,
     /// Assignment generation of the partition when the record was read (see [`OffsetTracker`]).
     pub generation: u64,
+    /// The Kafka record timestamp (create or log-append time), UTC milliseconds, when set.
+    pub kafka_timestamp_ms: Option<i64>,
 }
 
 /// A Kafka record header as the broker holds it: the key is bytes (librdkafka-based producers
@@ -116,6 +118,8 @@ pub struct Done {
     pub partition: i32,
     pub offset: i64,
     pub generation: u64,
+    /// The record's Kafka timestamp (for the Kafka -> inserted latency histogram).
+    pub kafka_timestamp_ms: Option<i64>,
 }
 
 impl RawRecord {
@@ -125,6 +129,7 @@ impl RawRecord {
             partition: self.position.partition,
             offset: self.position.offset,
             generation: self.generation,
+            kafka_timestamp_ms: self.kafka_timestamp_ms,
         }
     }
 }
@@ -443,6 +448,7 @@ impl KafkaSource {
             payload: msg.payload().map(<[u8]>::to_vec),
             headers,
             generation,
+            kafka_timestamp_ms: msg.timestamp().to_millis(),
         })
     }
 
@@ -502,6 +508,7 @@ mod tests {
             partition: 0,
             offset,
             generation,
+            kafka_timestamp_ms: None,
         }
     }
 
@@ -557,7 +564,8 @@ mod tests {
             topic: "t".into(),
             partition: 1,
             offset: 3,
-            generation: h
+            generation: h,
+            kafka_timestamp_ms: None,
         }));
         assert_eq!(t.committable("t", 1), Some(4));
         assert_eq!(t.committable("t", 0), None);

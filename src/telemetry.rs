@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use axum::routing::get;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::LogFormat;
 
@@ -33,6 +33,32 @@ pub const UNKNOWN_MUNICIPALITY: &str = "dispatch_ingest_unknown_municipality_tot
 pub const UNKNOWN_MMT_STATION: &str = "dispatch_ingest_unknown_mmt_station_total";
 pub const UP: &str = "dispatch_ingest_up";
 pub const STAGE_FAILURES: &str = "dispatch_ingest_stage_failures_total";
+pub const EVENT_LATENCY: &str = "dispatch_ingest_event_latency_seconds";
+pub const KAFKA_LATENCY: &str = "dispatch_ingest_kafka_latency_seconds";
+pub const BATCH_BYTES: &str = "dispatch_ingest_batch_bytes";
+pub const RETRIES: &str = "dispatch_ingest_retries_total";
+pub const BUILD_INFO: &str = "dispatch_ingest_build_info";
+
+/// Histogram buckets (Prometheus `_bucket` series, so quantiles aggregate across instances).
+const SECONDS_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// End-to-end latency: from sub-second to a day (replays of old data land in +Inf).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86400.0,
+];
+const ROWS_BUCKETS: &[f64] = &[
+    1.0, 10.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0, 100000.0,
+];
+const BYTES_BUCKETS: &[f64] = &[
+    1024.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,
+];
+
+/// The commit the binary was built from: `DISPATCH_INGEST_COMMIT` at build time, else "unknown".
+pub const BUILD_COMMIT: &str = match option_env!("DISPATCH_INGEST_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};
 
 /// Describe every metric (so they show with HELP/TYPE lines).
 pub fn describe() {
@@ -98,6 +124,40 @@ pub fn describe() {
         STAGE_FAILURES,
         "Pipeline stages (source, process, sink) that panicked or ended before shutdown; the process then exits non-zero."
     );
+    describe_histogram!(
+        EVENT_LATENCY,
+        "Seconds from an event's occurred_at to its insert being acknowledged by ClickHouse."
+    );
+    describe_histogram!(
+        KAFKA_LATENCY,
+        "Seconds from the Kafka record timestamp to its insert being acknowledged by ClickHouse."
+    );
+    describe_histogram!(
+        BATCH_BYTES,
+        "Approximate uncompressed bytes per acknowledged insert batch."
+    );
+    describe_counter!(
+        RETRIES,
+        "Retries after a failed attempt, by cause (insert, insert_schema, schema_registry, dead_letter)."
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; labels name the version and commit of the running binary."
+    );
+}
+
+/// Count one retry of `cause` (insert, insert_schema, schema_registry, dead_letter).
+pub fn retry(cause: &'static str) {
+    counter!(RETRIES, "cause" => cause).increment(1);
+}
+
+/// An inserted row: event time and Kafka record time (when the broker set one) to now.
+pub fn row_inserted(occurred_at_ms: i64, kafka_timestamp_ms: Option<i64>, now_ms: i64) {
+    let secs = |from: i64| (now_ms - from).max(0) as f64 / 1000.0;
+    histogram!(EVENT_LATENCY).record(secs(occurred_at_ms));
+    if let Some(ts) = kafka_timestamp_ms {
+        histogram!(KAFKA_LATENCY).record(secs(ts));
+    }
 }
 
 pub fn record_consumed(topic: &str) {
@@ -108,9 +168,10 @@ pub fn records_inserted(topic: &str, n: u64) {
     counter!(RECORDS_INSERTED, "topic" => topic.to_string()).increment(n);
 }
 
-pub fn insert_batch_done(rows: usize, elapsed: Duration) {
+pub fn insert_batch_done(rows: usize, bytes: usize, elapsed: Duration) {
     counter!(INSERT_BATCHES).increment(1);
     histogram!(BATCH_ROWS).record(rows as f64);
+    histogram!(BATCH_BYTES).record(bytes as f64);
     histogram!(INSERT_DURATION).record(elapsed.as_secs_f64());
     tracing::debug!(
         rows,
@@ -130,6 +191,7 @@ pub fn insert_failed(
 ) {
     let kind = if schema { "schema" } else { "retriable" };
     counter!(INSERT_ERRORS, "kind" => kind).increment(1);
+    retry(if schema { "insert_schema" } else { "insert" });
     if schema {
         tracing::error!(
             rows,
@@ -216,6 +278,7 @@ pub fn registry_unavailable(
     error: &dyn std::fmt::Display,
 ) {
     counter!(REGISTRY_ERRORS).increment(1);
+    retry("schema_registry");
     tracing::warn!(
         %position,
         attempt,
@@ -570,10 +633,23 @@ pub fn consumer_lag(topic: &str, partition: i32, lag: i64) {
 
 /// Install the Prometheus recorder (once per process) and describe the metrics.
 pub fn install_recorder() -> Result<PrometheusHandle, TelemetryError> {
-    let handle = PrometheusBuilder::new()
+    let mut builder = PrometheusBuilder::new();
+    for (name, buckets) in [
+        (INSERT_DURATION, SECONDS_BUCKETS),
+        (EVENT_LATENCY, LATENCY_BUCKETS),
+        (KAFKA_LATENCY, LATENCY_BUCKETS),
+        (BATCH_ROWS, ROWS_BUCKETS),
+        (BATCH_BYTES, BYTES_BUCKETS),
+    ] {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(name.to_string()), buckets)
+            .map_err(|e| TelemetryError::Recorder(e.to_string()))?;
+    }
+    let handle = builder
         .install_recorder()
         .map_err(|e| TelemetryError::Recorder(e.to_string()))?;
     describe();
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "commit" => BUILD_COMMIT).set(1.0);
     Ok(handle)
 }
 

@@ -79,4 +79,7 @@ bash tests/chdb_http/run_tests.sh
 step "replicated ClickHouse: replica kill -9, failover, catch-up (tests/cluster_failover.rs)"
 cargo test --test cluster_failover -- --nocapture fault_ 2>&1 | grep -v '^\[deploy/local\]'
 
+step "deploy: compose/k8s/Prometheus/Grafana checks and the container test (tests/deploy/run.sh)"
+bash tests/deploy/run.sh
+
 step "done"
