@@ -116,13 +116,8 @@ say "ClickHouse holds all $landed events"
 
 base="http://127.0.0.1:$port"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$base/ready" || true)
-if [ "$code" = 404 ]; then
-    say "NOTE: /ready is not on this branch yet (helper harden adds it); checking /health instead"
-    curl -fsS "$base/health" >/dev/null || fail "/health is not 200"
-else
-    [ "$code" = 200 ] || fail "/ready answered $code: $(curl -s "$base/ready")"
-    curl -fsS "$base/health" >/dev/null || fail "/health is not 200"
-fi
+[ "$code" = 200 ] || fail "/ready answered $code: $(curl -s "$base/ready")"
+curl -fsS "$base/health" >/dev/null || fail "/health is not 200"
 metrics="$(curl -fsS "$base/metrics")"
 for m in dispatch_ingest_records_inserted_total dispatch_ingest_insert_batches_total \
     dispatch_ingest_batch_rows_bucket dispatch_ingest_batch_bytes_bucket \
