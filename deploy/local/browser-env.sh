@@ -13,16 +13,5 @@ if [ ! -x "$chromium" ]; then
     exit 1
 fi
 venv="$CACHE_DIR/venv-browser"
-req="$REPO_ROOT/tests/browser/requirements.txt"
-stamp="$venv/.requirements.sha256"
-want="$(sha256sum "$req" | cut -d' ' -f1)"
-if [ ! -x "$venv/bin/python" ]; then
-    log "creating $venv"
-    python3 -m venv "$venv" >&2
-fi
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    log "installing $(tr '\n' ' ' <"$req")into $venv"
-    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
-    echo "$want" >"$stamp"
-fi
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 ensure_venv "$venv" "$REPO_ROOT/tests/browser/requirements.txt"
 echo "$venv/bin/python"

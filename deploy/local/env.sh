@@ -60,3 +60,26 @@ stop_ours() {
         rm -rf "$dir"
     fi
 }
+
+# ensure_venv DIR REQUIREMENTS [NODEPS_PACKAGE]: a Python virtualenv at DIR (rebuilt when its
+# interpreter no longer runs) with REQUIREMENTS installed, and NODEPS_PACKAGE (if given) installed
+# with --no-deps; pip runs again only when the requirements changed (sha256 stamp in DIR).
+ensure_venv() {
+    local venv="$1" req="$2" nodeps="${3:-}" stamp want
+    stamp="$venv/.requirements.sha256"
+    [ -f "$req" ] || { log "missing $req"; return 1; }
+    want="$( (cat "$req"; echo "$nodeps") | sha256sum | cut -d' ' -f1)"
+    if ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        log "creating $venv with $(python3 --version 2>&1)"
+        mkdir -p "$(dirname "$venv")"
+        python3 -m venv --clear "$venv" >&2
+    fi
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        log "installing $(grep -v '^\s*#' "$req" | tr '\n' ' ')${nodeps:+$nodeps (--no-deps) }into $venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >&2
+        if [ -n "$nodeps" ]; then
+            "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$nodeps" >&2
+        fi
+        echo "$want" >"$stamp"
+    fi
+}
