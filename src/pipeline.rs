@@ -23,7 +23,10 @@ use crate::decode::registry::RegistryClient;
 use crate::decode::{Codec, DecodeFailure, RecordError};
 use crate::dlq::DeadLetters;
 use crate::enrich::{self, Enricher, Meta};
-use crate::sink::{classify, now_secs, EventRow, InsertFailure, Sink, SinkError};
+use crate::sink::{
+    classify, is_drift_suspect, now_secs, split_by_partition, EventRow, InsertFailure, Sink,
+    SinkError, EVENTS_TABLE, MAX_MONTHS_PER_INSERT,
+};
 use crate::source::{Done, KafkaSource, RawRecord};
 use crate::telemetry::{self, Health};
 
@@ -138,9 +141,10 @@ fn stage_name(stage: &str) -> &'static str {
 }
 
 /// The cause of a stage's end, from its join result.
-fn stage_cause(result: Result<(), tokio::task::JoinError>) -> String {
+fn stage_cause(result: Result<Result<(), String>, tokio::task::JoinError>) -> String {
     match result {
-        Ok(()) => "the stage returned before shutdown".to_string(),
+        Ok(Ok(())) => "the stage returned before shutdown".to_string(),
+        Ok(Err(cause)) => cause,
         Err(e) if e.is_panic() => format!("panicked: {}", panic_message(&*e.into_panic())),
         Err(e) => format!("cancelled: {e}"),
     }
@@ -198,7 +202,10 @@ pub async fn run_with_fault(
     let (tx_raw, rx_raw) = mpsc::channel::<RawRecord>(capacity);
     let (tx_item, rx_item) = mpsc::channel::<Item>(capacity);
 
-    let mut process = Some(tokio::spawn(process_stage(
+    // The columns as they are now: an insert rejected for a type later is checked against
+    // them, so a column changed on the server stops the sink instead of dead-lettering rows.
+    let columns = sink.table_columns().await?;
+    let process_task = process_stage(
         rx_raw,
         tx_item,
         codec,
@@ -206,7 +213,11 @@ pub async fn run_with_fault(
         dlq.clone(),
         counters.clone(),
         (fault, health.clone()),
-    )));
+    );
+    let mut process = Some(tokio::spawn(async move {
+        process_task.await;
+        Ok::<(), String>(())
+    }));
     let mut sink_task = Some(tokio::spawn(sink_stage(
         rx_item,
         SinkContext {
@@ -216,6 +227,7 @@ pub async fn run_with_fault(
             config: config.clone(),
             counters: counters.clone(),
             health: health.clone(),
+            columns,
         },
         fault,
     )));
@@ -289,8 +301,9 @@ pub async fn run_with_fault(
     let drained = tokio::time::timeout(deadline, async {
         for (stage, task) in [("process", process.take()), ("sink", sink_task.take())] {
             let Some(task) = task else { continue };
-            if let Err(e) = task.await {
-                let cause = stage_cause(Err(e));
+            let result = task.await;
+            if !matches!(result, Ok(Ok(()))) {
+                let cause = stage_cause(result);
                 telemetry::stage_failed(stage, &cause);
                 if failed.is_none() {
                     failed = Some((stage, cause));
@@ -439,6 +452,8 @@ struct SinkContext {
     config: Config,
     counters: Arc<Counters>,
     health: Health,
+    /// `dispatch_events` columns (name, type) at start.
+    columns: Vec<(String, String)>,
 }
 
 /// The readiness check `clickhouse`: `SELECT 1` every `interval`.
@@ -459,7 +474,13 @@ async fn ping_clickhouse(sink: Sink, health: Health, interval: Duration) {
     }
 }
 
-async fn sink_stage(mut rx: mpsc::Receiver<Item>, ctx: SinkContext, fault: Option<Fault>) {
+/// Returns `Err` with the cause when ClickHouse's table does not accept the rows (a deployment
+/// problem): the failed batch is not acknowledged, the run stops with a stage failure.
+async fn sink_stage(
+    mut rx: mpsc::Receiver<Item>,
+    ctx: SinkContext,
+    fault: Option<Fault>,
+) -> Result<(), String> {
     let b = &ctx.config.batch;
     let max_wait = Duration::from_millis(b.max_wait_ms);
     let mut batch = Batch::new();
@@ -478,7 +499,7 @@ async fn sink_stage(mut rx: mpsc::Receiver<Item>, ctx: SinkContext, fault: Optio
                     batch.row_done.push(done);
                     batch.started.get_or_insert_with(tokio::time::Instant::now);
                     if batch.rows.len() >= b.max_rows || batch.bytes >= b.max_bytes {
-                        flush(&mut batch, &ctx).await;
+                        flush(&mut batch, &ctx).await?;
                     }
                 }
                 Some(Item::Finished(done)) => {
@@ -488,13 +509,10 @@ async fn sink_stage(mut rx: mpsc::Receiver<Item>, ctx: SinkContext, fault: Optio
                         batch.other_done.push(done);
                     }
                 }
-                None => {
-                    flush(&mut batch, &ctx).await;
-                    return;
-                }
+                None => return flush(&mut batch, &ctx).await,
             },
             _ = sleep_until(flush_at), if flush_at.is_some() => {
-                flush(&mut batch, &ctx).await;
+                flush(&mut batch, &ctx).await?;
             }
         }
     }
@@ -513,23 +531,47 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// are isolated; those go to the dead-letter topic (the row as JSON, with the reason and the source
 /// position) and the rest is inserted. Nothing is acknowledged that is not in ClickHouse or on
 /// the dead-letter topic.
-async fn flush(batch: &mut Batch, ctx: &SinkContext) {
+///
+/// Rows spanning more months of `occurred_at` than one insert may touch (the table partitions by
+/// month; a backfill) are inserted month-ordered in several inserts of at most
+/// [`MAX_MONTHS_PER_INSERT`] months. `Err` (nothing of the batch acknowledged) when the table
+/// does not accept the rows at all: the sink stage stops.
+async fn flush(batch: &mut Batch, ctx: &SinkContext) -> Result<(), String> {
     if batch.rows.is_empty() {
         if !batch.other_done.is_empty() {
             ctx.source.ack(&batch.other_done);
         }
         *batch = Batch::new();
-        return;
+        return Ok(());
     }
     let started = Instant::now();
-    let mut pending: Vec<std::ops::Range<usize>> = Vec::new();
-    pending.push(0..batch.rows.len());
+    let months: Vec<u32> = batch
+        .rows
+        .iter()
+        .map(|r| crate::sink::partition_month(r.occurred_at))
+        .collect();
+    let (order, ranges) = split_by_partition(&months, MAX_MONTHS_PER_INSERT);
+    if ranges.len() > 1 {
+        let mut rows: Vec<Option<EventRow>> = batch.rows.drain(..).map(Some).collect();
+        let mut done: Vec<Option<Done>> = batch.row_done.drain(..).map(Some).collect();
+        for &i in &order {
+            batch.rows.push(rows[i].take().expect("a permutation"));
+            batch.row_done.push(done[i].take().expect("a permutation"));
+        }
+    }
+    let mut pending: Vec<std::ops::Range<usize>> = ranges.into_iter().rev().collect();
     let mut rejected: Vec<(usize, String)> = Vec::new();
     let mut inserts = 0usize;
     while let Some(range) = pending.pop() {
         match insert_with_retry(&batch.rows[range.clone()], ctx).await {
             Ok(()) => inserts += 1,
-            Err(e) if range.len() == 1 => rejected.push((range.start, e)),
+            Err(Refused::Stop(cause)) => return Err(cause),
+            Err(Refused::RowData(e)) if range.len() == 1 => rejected.push((range.start, e)),
+            Err(Refused::TooManyPartitions(e)) if range.len() == 1 => {
+                return Err(format!(
+                    "a single row was refused as too many partitions: {e}"
+                ))
+            }
             Err(_) => {
                 let mid = range.start + range.len() / 2;
                 pending.push(mid..range.end);
@@ -589,16 +631,31 @@ async fn flush(batch: &mut Batch, ctx: &SinkContext) {
     ctx.source.ack(&batch.row_done);
     ctx.source.ack(&batch.other_done);
     *batch = Batch::new();
+    Ok(())
 }
 
-/// Insert `rows`, retrying until ClickHouse acknowledges them; `Err` only when it rejects the
-/// data itself ([`InsertFailure::RowData`]).
-async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), String> {
+/// Why ClickHouse did not take an insert.
+enum Refused {
+    /// The row data (split and dead-letter).
+    RowData(String),
+    /// Too many partitions for one insert (split, never dead-letter).
+    TooManyPartitions(String),
+    /// The table does not accept the rows at all: stop the sink.
+    Stop(String),
+}
+
+/// Insert `rows`, retrying until ClickHouse acknowledges them. `Err` when it rejects the data
+/// itself ([`InsertFailure::RowData`]), when the insert spans too many partitions, or when the
+/// table does not match (a second [`InsertFailure::Schema`] after the table's metadata was read
+/// again, or a drift-suspect code while the table's columns differ from those at start).
+async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), Refused> {
     let c = &ctx.config.clickhouse;
     let timeout = Duration::from_millis(c.request_timeout_ms);
     let mut backoff = Duration::from_millis(c.retry_initial_ms);
     let max = Duration::from_millis(c.retry_max_ms);
     let mut attempt = 0u32;
+    let mut schema_errors = 0u32;
+    let table = format!("{}.{EVENTS_TABLE}", ctx.sink.database());
     loop {
         ctx.health.beat("sink");
         let err = match ctx.sink.insert(rows, timeout).await {
@@ -609,8 +666,39 @@ async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), S
             SinkError::ClickHouse { source, .. } => classify(source),
             _ => InsertFailure::Retriable,
         };
+        if kind == InsertFailure::TooManyPartitions {
+            return Err(Refused::TooManyPartitions(err.to_string()));
+        }
+        if kind == InsertFailure::RowData && is_drift_suspect(&err) {
+            match ctx.sink.table_columns().await {
+                Ok(now) if now == ctx.columns => {}
+                Ok(now) => {
+                    return Err(Refused::Stop(format!(
+                        "ClickHouse table {table} changed on the server (schema drift: columns were {:?}, are {:?}); the insert failed with: {err}",
+                        ctx.columns, now
+                    )))
+                }
+                Err(SinkError::Drift { message, .. }) => {
+                    return Err(Refused::Stop(format!(
+                        "ClickHouse table {table} changed on the server (schema drift: {message}); the insert failed with: {err}"
+                    )))
+                }
+                // Cannot look: try the insert again.
+                Err(_) => {}
+            }
+        }
         if kind == InsertFailure::RowData {
-            return Err(err.to_string());
+            return Err(Refused::RowData(err.to_string()));
+        }
+        if kind == InsertFailure::Schema {
+            // The first one cleared the cached metadata (a table migrated under us); a second
+            // is the table itself.
+            schema_errors += 1;
+            if schema_errors >= 2 {
+                return Err(Refused::Stop(format!(
+                    "ClickHouse table {table} does not accept the pipeline's rows (schema drift or a missing grant; run `dispatch-ingest migrate` or fix the table): {err}"
+                )));
+            }
         }
         attempt += 1;
         let jitter = rand::rng().random_range(0.5..1.0);

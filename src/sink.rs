@@ -149,6 +149,8 @@ pub enum SinkError {
     Version(String),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::RewriteError),
+    #[error("ClickHouse table {table} changed on the server (schema drift): {message}")]
+    Drift { table: String, message: String },
     #[error("ClickHouse at {url}: {message}")]
     Tls { url: String, message: String },
 }
@@ -173,9 +175,14 @@ pub enum InsertFailure {
     /// The server rejects the data of some row (type, parse, enum value): isolate the rows and
     /// dead-letter the rejected ones.
     RowData,
-    /// The table does not match (missing table/column, syntax): a deployment problem. Retried
-    /// with backoff and logged as an error until fixed; never dead-lettered.
+    /// The table does not match (missing table/column, syntax, a column type changed on the
+    /// server): a deployment problem. The sink stops (a stage failure, non-zero exit) naming the
+    /// table and the error; never dead-lettered, never retried forever.
     Schema,
+    /// Code 252 "too many partitions for a single INSERT block": permanent for this shape of
+    /// batch (its rows span more months than `max_partitions_per_insert_block`), so the same
+    /// insert is never retried: the rows are split into inserts of fewer months.
+    TooManyPartitions,
 }
 
 /// ClickHouse error codes (as in `Code: N,`) that reject row data: parse and type errors, enum
@@ -226,6 +233,8 @@ pub fn classify(e: &clickhouse::error::Error) -> InsertFailure {
                 return kind;
             }
             match error_code(msg) {
+                // 252 is also "Too many parts" (merges behind): that one is transient.
+                Some(252) if msg.contains("partitions") => InsertFailure::TooManyPartitions,
                 Some(c) if ROW_DATA_CODES.contains(&c) => InsertFailure::RowData,
                 Some(c) if SCHEMA_CODES.contains(&c) => InsertFailure::Schema,
                 _ => InsertFailure::Retriable,
@@ -233,6 +242,69 @@ pub fn classify(e: &clickhouse::error::Error) -> InsertFailure {
         }
         _ => InsertFailure::Retriable,
     }
+}
+
+/// ClickHouse error codes that reject row data but that a column changed on the server (schema
+/// drift: BAD_ARGUMENTS, TYPE_MISMATCH, CANNOT_CONVERT_TYPE) gives for every row too. Before
+/// rows are dead-lettered for them, the table's columns are compared with those seen at start
+/// ([`Sink::table_columns`]).
+pub const DRIFT_SUSPECT_CODES: [u32; 3] = [36, 53, 70];
+
+/// Whether an insert error is one of [`DRIFT_SUSPECT_CODES`].
+pub fn is_drift_suspect(e: &SinkError) -> bool {
+    match e {
+        SinkError::ClickHouse {
+            source: clickhouse::error::Error::BadResponse(msg),
+            ..
+        } => error_code(msg).is_some_and(|c| DRIFT_SUSPECT_CODES.contains(&c)),
+        _ => false,
+    }
+}
+
+/// `toYYYYMM(occurred_at)` of a row: the partition of `dispatch_events` it lands in (the table
+/// partitions by UTC month).
+pub fn partition_month(occurred_at: u32) -> u32 {
+    use chrono::Datelike;
+    let t = chrono::DateTime::from_timestamp(i64::from(occurred_at), 0).unwrap_or_default();
+    t.year() as u32 * 100 + t.month()
+}
+
+/// Most partitions (months) one insert into `dispatch_events` touches: ClickHouse refuses an
+/// insert block spanning more than `max_partitions_per_insert_block` (default 100) partitions
+/// with code 252. A server configured lower still answers 252, and the sink halves the insert.
+pub const MAX_MONTHS_PER_INSERT: usize = 100;
+
+/// How to insert rows whose partition months are `months` with at most `max_months` months per
+/// insert: the order to put the rows in (stable: rows of one month keep their order) and the
+/// ranges of that order to insert one by one. Rows spanning at most `max_months` months keep
+/// their order and form one range.
+pub fn split_by_partition(
+    months: &[u32],
+    max_months: usize,
+) -> (Vec<usize>, Vec<std::ops::Range<usize>>) {
+    let max_months = max_months.max(1);
+    let mut order: Vec<usize> = (0..months.len()).collect();
+    let distinct: std::collections::BTreeSet<u32> = months.iter().copied().collect();
+    if distinct.len() <= max_months {
+        let all = Some(0..months.len()).filter(|r| !r.is_empty());
+        return (order, all.into_iter().collect());
+    }
+    order.sort_by_key(|&i| months[i]);
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    let mut seen = 0;
+    for k in 0..order.len() {
+        if k > 0 && months[order[k]] != months[order[k - 1]] {
+            seen += 1;
+            if seen == max_months {
+                ranges.push(start..k);
+                start = k;
+                seen = 0;
+            }
+        }
+    }
+    ranges.push(start..order.len());
+    (order, ranges)
 }
 
 /// Whether trying the same request again can succeed.
@@ -617,6 +689,35 @@ impl Sink {
         Ok(done)
     }
 
+    /// The columns of `dispatch_events` (name, type) as the server lists them (18.16 has no
+    /// `position` column to order by); an
+    /// error when the table lacks a column the pipeline writes.
+    pub async fn table_columns(&self) -> Result<Vec<(String, String)>, SinkError> {
+        #[derive(Debug, Row, Deserialize)]
+        struct Column {
+            name: String,
+            r#type: String,
+        }
+        let cols: Vec<Column> = self
+            .client
+            .query("SELECT name, type FROM system.columns WHERE database = ? AND table = ?")
+            .bind(&self.database)
+            .bind(EVENTS_TABLE)
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))?;
+        let cols: Vec<(String, String)> = cols.into_iter().map(|c| (c.name, c.r#type)).collect();
+        for name in <EventRow as Row>::COLUMN_NAMES {
+            if !cols.iter().any(|(n, _)| n == name) {
+                return Err(SinkError::Drift {
+                    table: format!("{}.{EVENTS_TABLE}", self.database),
+                    message: format!("the table has no column `{name}`, which the pipeline writes"),
+                });
+            }
+        }
+        Ok(cols)
+    }
+
     /// Insert one batch. On `Err` nothing of the batch may be assumed written.
     ///
     /// With validation on, the first insert into the table (and the first after a migration or
@@ -792,9 +893,15 @@ mod tests {
         assert_eq!(classify(&E::TimedOut), InsertFailure::Retriable);
         assert_eq!(
             classify(&bad(
-                "Code: 252, e.displayText() = DB::Exception: Too many parts"
+                "Code: 252, e.displayText() = DB::Exception: Too many parts (300). Merges are processing significantly slower than inserts"
             )),
             InsertFailure::Retriable
+        );
+        assert_eq!(
+            classify(&bad(
+                "Code: 252, e.displayText() = DB::Exception: Too many partitions for single INSERT block (more than 100). The limit is controlled by 'max_partitions_per_insert_block' setting."
+            )),
+            InsertFailure::TooManyPartitions
         );
         assert_eq!(
             classify(&bad(
@@ -832,6 +939,10 @@ mod tests {
         assert!(is_retriable(&E::TimedOut));
         assert!(is_retriable(&E::BadResponse(
             "Code: 252, e.displayText() = DB::Exception: Too many parts".into()
+        )));
+        assert!(!is_retriable(&E::BadResponse(
+            "Code: 252, DB::Exception: Too many partitions for single INSERT block (more than 100)"
+                .into()
         )));
         assert!(!is_retriable(&E::BadResponse(
             "Code: 53, e.displayText() = DB::Exception: Type mismatch".into()
@@ -901,6 +1012,69 @@ mod tests {
             dedup_token(&[row("t", 1, 5)])
         );
         assert!(dedup_token(&a).starts_with("dispatch-ingest-3-"));
+    }
+
+    #[test]
+    fn partition_month_is_the_utc_month() {
+        assert_eq!(partition_month(0), 197001);
+        // 2024-01-31 23:30 UTC is February in Amsterdam, January in the table.
+        assert_eq!(partition_month(1_706_743_800), 202401);
+        assert_eq!(partition_month(1_706_745_600), 202402);
+    }
+
+    #[test]
+    fn batches_are_split_by_partition_month() {
+        // Few months: one insert, the order untouched.
+        let (order, ranges) = split_by_partition(&[202403, 202401, 202403], 2);
+        assert_eq!(order, vec![0, 1, 2]);
+        assert_eq!(ranges, vec![0..3]);
+        assert_eq!(
+            split_by_partition(&[], 5).1,
+            Vec::<std::ops::Range<usize>>::new()
+        );
+        // More months than allowed: sorted by month (stable), at most 2 months per range.
+        let months = [202405, 202401, 202403, 202401, 202402, 202405];
+        let (order, ranges) = split_by_partition(&months, 2);
+        assert_eq!(order, vec![1, 3, 4, 2, 0, 5]);
+        assert_eq!(ranges, vec![0..3, 3..6]);
+        // 150 months of 3 rows each, 100 per insert: two inserts, every row once, no insert
+        // spanning more than 100 months.
+        let months: Vec<u32> = (0..450u32)
+            .map(|i| {
+                let m = (i * 7) % 150;
+                (2010 + m / 12) * 100 + m % 12 + 1
+            })
+            .collect();
+        let (order, ranges) = split_by_partition(&months, 100);
+        assert_eq!(ranges.len(), 2);
+        let mut seen: Vec<usize> = ranges
+            .iter()
+            .flat_map(|r| order[r.clone()].to_vec())
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..450).collect::<Vec<_>>());
+        for r in &ranges {
+            let distinct: std::collections::BTreeSet<u32> =
+                order[r.clone()].iter().map(|&i| months[i]).collect();
+            assert!(distinct.len() <= 100, "{}", distinct.len());
+        }
+        // max 0 is treated as 1: one month per insert.
+        assert_eq!(split_by_partition(&[1, 2, 2], 0).1, vec![0..1, 1..3]);
+    }
+
+    #[test]
+    fn drift_suspects_are_recognised() {
+        let e = |m: &str| SinkError::ClickHouse {
+            url: "u".into(),
+            source: clickhouse::error::Error::BadResponse(m.into()),
+        };
+        assert!(is_drift_suspect(&e(
+            "Code: 53, e.displayText() = DB::Exception: Type mismatch"
+        )));
+        assert!(is_drift_suspect(&e(
+            "Code: 70. DB::Exception: Cannot convert"
+        )));
+        assert!(!is_drift_suspect(&e("Code: 395. throwIf")));
     }
 
     #[test]

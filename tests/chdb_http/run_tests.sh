@@ -42,5 +42,5 @@ echo "chdb_http: ClickHouse $version at $CLICKHOUSE_URL"
 case "$version" in 2[4-9].*|[3-9][0-9].*) ;; *) echo "chdb_http: expected a 24.1+ engine, got $version" >&2; exit 1 ;; esac
 "$python" "$here/selftest.py" "$CLICKHOUSE_URL"
 echo "chdb_http: NOT RUN on 26.9: municipality_report::bi_user_reads_the_publication_and_nothing_else (private 18.16 server with users.xml, not this fixture)" >&2
-cargo test ${CHDB_HTTP_TESTS:---test pipeline_e2e --test factsheet_acceptance --test municipality_report} -- \
+cargo test ${CHDB_HTTP_TESTS:---test pipeline_e2e --test factsheet_acceptance --test municipality_report --test sink_partitions} -- \
     --skip bi_user_reads_the_publication_and_nothing_else "$@"
