@@ -58,6 +58,16 @@ pub struct AttackParams {
     /// A suppressed cell's sum of seconds must stay open over at least
     /// `(k - 1) * sum_width_per_deployment` seconds.
     pub sum_width_per_deployment: f64,
+    /// Stop with [`AttackError::OutOfTime`] once this instant has passed (checked between linear
+    /// programs); `None`: no limit.
+    pub deadline: Option<std::time::Instant>,
+}
+
+fn check_deadline(params: &AttackParams) -> Result<(), AttackError> {
+    match params.deadline {
+        Some(d) if std::time::Instant::now() > d => Err(AttackError::OutOfTime),
+        _ => Ok(()),
+    }
 }
 
 impl AttackParams {
@@ -68,6 +78,7 @@ impl AttackParams {
             min_seconds: 0.0,
             max_seconds: 3600.0,
             sum_width_per_deployment: 300.0,
+            deadline: None,
         }
     }
 
@@ -152,6 +163,8 @@ pub enum AttackError {
         "published cells are inconsistent (no values satisfy the table's relations) around {cells}"
     )]
     Inconsistent { cells: String },
+    #[error("the attack ran out of its time budget")]
+    OutOfTime,
     #[error("linear program failed around {cells}: {message}")]
     Solver { cells: String, message: String },
     #[error("publication {publication} cell {cell} ({label}): {message}")]
@@ -621,6 +634,7 @@ impl System {
                         (l, q, if h & 1 == 0 { 1.0 } else { -1.0 })
                     })
                     .collect();
+                check_deadline(params)?;
                 outcome.programs += 1;
                 match self.optimise(members, &local, lins, params, &terms, true) {
                     Ok(values) => {
@@ -650,6 +664,7 @@ impl System {
                     if exact[l][q][side] {
                         continue;
                     }
+                    check_deadline(params)?;
                     outcome.programs += 1;
                     match self.optimise(members, &local, lins, params, &[(l, q, 1.0)], maximise) {
                         Ok(values) => {

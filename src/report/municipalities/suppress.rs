@@ -61,6 +61,7 @@ impl SuppressionConfig {
             min_seconds: self.attacker_min_seconds,
             max_seconds: self.attacker_max_seconds,
             sum_width_per_deployment: self.sum_width_per_deployment_seconds,
+            deadline: None,
         }
     }
 
@@ -125,14 +126,18 @@ pub fn suppress(
     norm_seconds: u32,
     previous: Option<&[Cell]>,
 ) -> Vec<Cell> {
-    suppress_with(
-        cells,
-        params,
-        &AttackParams::for_params(params),
-        norm_seconds,
-        previous,
-    )
+    let attack = AttackParams {
+        deadline: Some(std::time::Instant::now() + SUPPRESSION_TIME_BUDGET),
+        ..AttackParams::for_params(params)
+    };
+    suppress_with(cells, params, &attack, norm_seconds, previous)
 }
+
+/// How long [`suppress`] may spend on complementary suppression before it falls back to the
+/// safe plan (nothing below the regions published). A national year takes seconds; a table of
+/// mostly tiny cells (a small sample, a scaled-down demo) can make the attack's components so
+/// large that the linear programs take many minutes.
+pub const SUPPRESSION_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// [`suppress`] with explicit attacker assumptions (plausible seconds, required sum width).
 pub fn suppress_with(
@@ -144,6 +149,13 @@ pub fn suppress_with(
 ) -> Vec<Cell> {
     let plan = match plan(cells, params, attack, previous) {
         Ok(plan) => plan,
+        Err(AttackError::OutOfTime) => {
+            tracing::warn!(
+                budget_seconds = SUPPRESSION_TIME_BUDGET.as_secs(),
+                "complementary suppression did not finish within its time budget; suppressing every municipality cell"
+            );
+            fallback_plan(cells, params)
+        }
         Err(e) => {
             // Cannot happen with consistent statistics (the true values satisfy every
             // relation); if it does, publish nothing below the regions rather than risk it.
@@ -579,6 +591,40 @@ mod tests {
             (_, _, 0) => 30 + 5 * m as u64,
             _ => 200 + 20 * q as u64,
         })
+    }
+
+    #[test]
+    fn past_its_time_budget_suppression_publishes_nothing_below_the_regions() {
+        let cells = one_small();
+        let params = SuppressionParams::default();
+        let municipal_published = |out: &[Cell]| {
+            cells
+                .iter()
+                .zip(out)
+                .filter(|(c, o)| {
+                    matches!(c.area, Area::Municipality { .. }) && o.suppressed.is_none()
+                })
+                .count()
+        };
+        // With time, most municipality cells are published.
+        let normal = suppress(&cells, &params, 900, None);
+        assert!(municipal_published(&normal) > 0);
+        // Out of time: none is, and the regions and the country still are (all have n >= k).
+        let expired = AttackParams {
+            deadline: Some(std::time::Instant::now()),
+            ..AttackParams::for_params(&params)
+        };
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let out = suppress_with(&cells, &params, &expired, 900, None);
+        assert_eq!(municipal_published(&out), 0);
+        for (c, o) in cells.iter().zip(&out) {
+            if !matches!(c.area, Area::Municipality { .. }) {
+                assert!(o.suppressed.is_none(), "{:?} {:?}", c.area, c.period);
+            }
+        }
+        // And the fallback resists the attack too.
+        let report = attack(&out, &AttackParams::for_params(&params), Mode::Exact).unwrap();
+        assert!(report.exposed().is_empty(), "{:?}", report.exposed());
     }
 
     #[test]
