@@ -420,6 +420,11 @@ pub struct ReportConfig {
     pub min_deployments_percentiles: u64,
     /// The database `report municipalities --publish` writes to (read by BI tools).
     pub public_database: String,
+    /// `complementary` (default): cells from which a suppressed one could be derived are
+    /// suppressed too (docs/suppression.md). `primary-only`: only cells below the minimum; such a
+    /// publication can be differenced (totals minus the other cells) and is for checking figures
+    /// on small test samples, never for publishing to the public.
+    pub suppression: String,
 }
 
 impl Default for ReportConfig {
@@ -431,6 +436,7 @@ impl Default for ReportConfig {
             min_deployments: 10,
             min_deployments_percentiles: 20,
             public_database: "dispatch_public".into(),
+            suppression: "complementary".into(),
         }
     }
 }
@@ -482,6 +488,13 @@ impl ReportConfig {
                     "must be at least report.min_deployments ({})",
                     self.min_deployments
                 ),
+            ));
+        }
+        if !matches!(self.suppression.as_str(), "complementary" | "primary-only") {
+            return Err(invalid(
+                "report.suppression",
+                &self.suppression,
+                "must be complementary or primary-only",
             ));
         }
         let db = &self.public_database;

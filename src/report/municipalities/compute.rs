@@ -328,7 +328,12 @@ pub async fn build(
         min_deployments_percentiles: config.min_deployments_percentiles,
     };
     let previous = super::publish::previous(sink, &config.public_database, year).await?;
-    let mut cells = super::suppress::suppress(&stats, &params, NORM_SECONDS, previous.as_deref());
+    let mut cells = if config.suppression == "primary-only" {
+        tracing::warn!("report.suppression = primary-only: suppressed cells can be derived from the published ones; never publish this to the public");
+        super::suppress::primary_only(&stats, &params, NORM_SECONDS)
+    } else {
+        super::suppress::suppress(&stats, &params, NORM_SECONDS, previous.as_deref())
+    };
     if let Some(previous) = &previous {
         keep_previous_suppression(&mut cells, previous, &stats);
     }

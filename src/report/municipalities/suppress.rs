@@ -452,6 +452,27 @@ impl Table<'_> {
     }
 }
 
+/// Primary suppression only (`report.suppression = "primary-only"`): a cell below the minimum
+/// publishes nothing, every other cell is published. Suppressed values can then be derived from
+/// totals and the other cells (the attack test shows it), so this is for checking figures on small
+/// samples, never for a public publication.
+pub fn primary_only(
+    cells: &[CellStats],
+    params: &SuppressionParams,
+    norm_seconds: u32,
+) -> Vec<Cell> {
+    cells
+        .iter()
+        .map(|c| {
+            if c.stats.n < params.min_deployments {
+                suppressed_cell(c, SuppressionReason::TooFewDeployments)
+            } else {
+                published_cell(c, params, norm_seconds)
+            }
+        })
+        .collect()
+}
+
 /// A cell with nothing published but its coordinates and the reason.
 pub fn suppressed_cell(c: &CellStats, reason: SuppressionReason) -> Cell {
     Cell {
