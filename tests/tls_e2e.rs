@@ -406,7 +406,11 @@ async fn registry_over_https(secured: &Secured) {
     // Trusting only the system's roots, the registry's certificate does not verify: records
     // wait (an unreachable registry never dead-letters) and the log says why.
     let mut svc = env.spawn_service("registry-no-ca");
-    svc.wait_healthy(Duration::from_secs(60)).await;
+    // Alive, but not ready: readiness names the registry it cannot reach.
+    svc.wait_for_http("/ready", 503, "registry", Duration::from_secs(60))
+        .await;
+    svc.wait_for_http("/health", 200, "", Duration::from_secs(10))
+        .await;
     svc.wait_for_metric("dispatch_ingest_schema_registry_errors_total", 1.0)
         .await;
     // Killed, not stopped: a shutdown that falls into the registry's retry wait takes longer
