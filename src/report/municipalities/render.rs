@@ -29,15 +29,7 @@ pub fn restrict(
 
 /// 15273 -> "15.273".
 pub fn count_nl(v: u64) -> String {
-    let s = v.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push('.');
-        }
-        out.push(c);
-    }
-    out
+    crate::report::factsheet::count(v)
 }
 
 /// Seconds as minutes:seconds, rounded to the second: 613.4 -> "10:13".
