@@ -697,12 +697,26 @@ pub fn metric_value(text: &str, prefix: &str) -> f64 {
         .sum()
 }
 
+/// A port for a test server: below the kernel's ephemeral range (32768-60999 on Linux), so no
+/// outgoing connection takes it between this call and the server's bind (and a connect to it can
+/// never be a TCP self-connect), never handed out twice in one test process, and free now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Start where other test binaries of the same run are unlikely to be (pid-derived offset).
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        (std::process::id() % 997) as u16 * 12,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..12_000 {
+        let port = 20_000 + NEXT.fetch_add(1, Ordering::SeqCst) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999 on 127.0.0.1");
 }
 
 /// A tiny HTTP/1.0 GET against 127.0.0.1 (status, body).

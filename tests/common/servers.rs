@@ -158,12 +158,21 @@ impl PrivateServer {
             .env_remove("KAFKA_BOOTSTRAP")
             .output()
             .unwrap();
+        // Indented, so that the suite's filter of `[deploy/local]` lines keeps the reason.
+        let indent = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .map(|l| format!("  | {l}\n"))
+                .collect::<String>()
+        };
         assert!(
             out.status.success(),
-            "{} {args:?} failed:\n{}\n{}",
+            "{} {args:?} failed (exit {:?}), ports {:?}:\n{}{}",
             self.script,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            out.status.code(),
+            self.ports,
+            indent(&out.stdout),
+            indent(&out.stderr)
         );
     }
 
