@@ -87,7 +87,7 @@ pub async fn audit(
     let mut out = Vec::new();
     for stream in Stream::ALL {
         let topic = config.topics.get(stream).name.clone();
-        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let metadata = retry_transient(|| consumer.fetch_metadata(Some(&topic), timeout))?;
         let partitions: Vec<i32> = metadata
             .topics()
             .iter()
@@ -99,7 +99,8 @@ pub async fn audit(
         }
         let committed = consumer.committed_offsets(tpl, timeout)?;
         for p in partitions {
-            let (mut low, high) = consumer.fetch_watermarks(&topic, p, timeout)?;
+            let (mut low, high) =
+                retry_transient(|| consumer.fetch_watermarks(&topic, p, timeout))?;
             if start == Start::FirstAccounted {
                 let first_inserted: i64 = offsets_query(
                     sink,
@@ -179,6 +180,36 @@ where
         })
 }
 
+/// A metadata or watermark request, retried for a few seconds while the broker answers that a
+/// partition's leader is moving or not yet known (right after a topic is created, during a
+/// broker restart); any other error, or the same one after the retries, is returned.
+fn retry_transient<T>(
+    mut request: impl FnMut() -> rdkafka::error::KafkaResult<T>,
+) -> rdkafka::error::KafkaResult<T> {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    let mut attempt = 0;
+    loop {
+        match request() {
+            Err(e)
+                if attempt < 20
+                    && matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            Code::NotLeaderForPartition
+                                | Code::LeaderNotAvailable
+                                | Code::UnknownLeaderEpoch
+                                | Code::FencedLeaderEpoch
+                        )
+                    ) =>
+            {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Source (topic, partition) -> offsets, read from the dead-letter topic's headers, to the end
 /// of every partition. No time limit on the whole scan (a large DLQ takes long), but `idle`
 /// without a record or a partition end is an error: a cut scan is never reported as complete.
@@ -193,11 +224,11 @@ pub fn dead_lettered_offsets(
         .create()?;
     let timeout = Duration::from_secs(10);
     let topic = &config.kafka.dlq_topic;
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let metadata = retry_transient(|| consumer.fetch_metadata(Some(topic), timeout))?;
     let mut tpl = TopicPartitionList::new();
     let mut remaining = 0usize;
     for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        let (low, high) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
+        let (low, high) = retry_transient(|| consumer.fetch_watermarks(topic, p.id(), timeout))?;
         if high > low {
             tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))?;
             remaining += 1;
