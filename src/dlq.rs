@@ -10,7 +10,7 @@ use rdkafka::util::Timeout;
 
 use crate::config::KafkaConfig;
 use crate::event::SourcePosition;
-use crate::source::{add_raw_header, client_config, RawHeader, RawRecord};
+use crate::kafka::{add_raw_header, client_config, RawHeader, RawRecord};
 use crate::telemetry::{self, Health};
 
 pub const HEADER_ERROR_KIND: &str = "dlq.error.kind";

@@ -19,15 +19,17 @@ use rand::Rng;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::decode::registry::RegistryClient;
+use crate::decode::registry::{RegistryClient, RegistrySettings};
 use crate::decode::{Codec, DecodeFailure, RecordError};
 use crate::dlq::DeadLetters;
 use crate::enrich::{self, Enricher, Meta};
+use crate::kafka::{Done, RawRecord};
+use crate::row::EventRow;
 use crate::sink::{
-    classify, is_drift_suspect, now_secs, split_by_partition, EventRow, InsertFailure, Sink,
-    SinkError, EVENTS_TABLE, MAX_MONTHS_PER_INSERT,
+    classify, is_drift_suspect, now_secs, split_by_partition, InsertFailure, Sink, SinkError,
+    EVENTS_TABLE, MAX_MONTHS_PER_INSERT,
 };
-use crate::source::{Done, KafkaSource, RawRecord};
+use crate::source::KafkaSource;
 use crate::telemetry::{self, Health};
 
 #[derive(Debug, thiserror::Error)]
@@ -145,19 +147,10 @@ fn stage_cause(result: Result<Result<(), String>, tokio::task::JoinError>) -> St
     match result {
         Ok(Ok(())) => "the stage returned before shutdown".to_string(),
         Ok(Err(cause)) => cause,
-        Err(e) if e.is_panic() => format!("panicked: {}", panic_message(&*e.into_panic())),
+        Err(e) if e.is_panic() => {
+            format!("panicked: {}", telemetry::panic_message(&*e.into_panic()))
+        }
         Err(e) => format!("cancelled: {e}"),
-    }
-}
-
-/// The text of a panic payload.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(non-text panic payload)".to_string()
     }
 }
 
@@ -186,13 +179,19 @@ pub async fn run_with_fault(
             pending,
         });
     }
-    let mut codec = Codec::new(&config.stream_formats())?;
-    if let Some(settings) = config.registry_settings() {
+    let mut codec = Codec::from_config(&config.topics)?;
+    if let Some(settings) = RegistrySettings::from_config(&config.schema_registry) {
         codec = codec.with_registry(Arc::new(RegistryClient::new(settings)));
     }
     let codec = Arc::new(codec);
-    let enricher = Arc::new(config.enricher()?);
-    crate::security::check_kafka(&config.kafka, crate::security::KAFKA_CHECK_WAIT).await?;
+    let enricher = Arc::new(Enricher::from_config(&config.enrich)?);
+    // The same properties as the consumer and the DLQ producer.
+    crate::security::check_kafka(
+        &config.kafka,
+        crate::kafka::client_config(&config.kafka),
+        crate::security::KAFKA_CHECK_WAIT,
+    )
+    .await?;
     health.configure(telemetry::HealthSettings::from_config(&config));
     let dlq = Arc::new(DeadLetters::new(&config.kafka)?.with_health(health.clone()));
     let source = Arc::new(KafkaSource::with_health(&config, health.clone())?);
@@ -288,7 +287,10 @@ pub async fn run_with_fault(
         Ok(None) => tracing::info!("shutdown: draining the pipeline"),
         Ok(Some(f)) => failed = Some(f),
         Err(payload) => {
-            failed = Some(("source", format!("panicked: {}", panic_message(&*payload))))
+            failed = Some((
+                "source",
+                format!("panicked: {}", telemetry::panic_message(&*payload)),
+            ))
         }
     }
     if let Some((stage, cause)) = &failed {

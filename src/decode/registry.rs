@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use apache_avro::Schema;
 
+use crate::config::SchemaRegistryConfig;
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
     #[error("schema registry {url} unreachable: {message}")]
@@ -75,6 +77,21 @@ pub struct RegistrySettings {
     pub retries: u32,
     /// PEM file of CA certificates trusted besides the system's roots (empty: none).
     pub ca_file: String,
+}
+
+impl RegistrySettings {
+    /// Client settings from `[schema_registry]`; `None` when no registry is configured (empty
+    /// `url`).
+    pub fn from_config(r: &SchemaRegistryConfig) -> Option<RegistrySettings> {
+        (!r.url.is_empty()).then(|| RegistrySettings {
+            url: r.url.clone(),
+            username: r.username.clone(),
+            password: r.password.clone(),
+            timeout: Duration::from_millis(r.timeout_ms),
+            retries: r.retries,
+            ca_file: r.ca_file.clone(),
+        })
+    }
 }
 
 pub struct RegistryClient {
