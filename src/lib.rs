@@ -33,7 +33,7 @@
 //! environment as plain data, validated before anything starts; each component builds itself
 //! from its section, e.g. [`enrich::Enricher::from_config`]), [`security`] (TLS and SASL),
 //! [`telemetry`] (the one place where every metric is named; logs; `/metrics` and `/health`)
-//! and [`cluster`] (migrations for a replicated cluster).
+//! [`cluster`] (migrations for a replicated cluster) and [`backoff`] (the wait between retries).
 //!
 //! Beside them: [`audit`] (does every committed record sit in ClickHouse or on the DLQ?),
 //! [`generate`] (sample and synthetic streams), [`report`] (what landed, for people), [`cli`]
@@ -43,6 +43,7 @@
 //! `docs/architecture.md`; `tests/architecture.rs` fails on any other import.
 
 pub mod audit;
+pub mod backoff;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use rand::Rng;
 use tokio::sync::mpsc;
 
+use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::decode::registry::{RegistryClient, RegistrySettings};
 use crate::decode::{Codec, DecodeFailure, RecordError};
@@ -381,7 +381,7 @@ async fn process(
         counters.dead_lettered.fetch_add(1, Ordering::SeqCst);
         return Item::Finished(done);
     };
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30), 0.0);
     let mut attempt = 0u32;
     loop {
         health.beat("process");
@@ -416,9 +416,9 @@ async fn process(
             Err(DecodeFailure::Registry(e)) => {
                 health.set_passive_check("registry", Err(format!("registry: {e}")));
                 attempt += 1;
-                telemetry::registry_unavailable(&record.position, attempt, backoff, &e);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                let wait = backoff.next_wait();
+                telemetry::registry_unavailable(&record.position, attempt, wait, &e);
+                tokio::time::sleep(wait).await;
             }
         }
     }
@@ -653,8 +653,11 @@ enum Refused {
 async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), Refused> {
     let c = &ctx.config.clickhouse;
     let timeout = Duration::from_millis(c.request_timeout_ms);
-    let mut backoff = Duration::from_millis(c.retry_initial_ms);
-    let max = Duration::from_millis(c.retry_max_ms);
+    let mut backoff = Backoff::new(
+        Duration::from_millis(c.retry_initial_ms),
+        Duration::from_millis(c.retry_max_ms),
+        0.5,
+    );
     let mut attempt = 0u32;
     let mut schema_errors = 0u32;
     let table = format!("{}.{EVENTS_TABLE}", ctx.sink.database());
@@ -703,8 +706,7 @@ async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), R
             }
         }
         attempt += 1;
-        let jitter = rand::rng().random_range(0.5..1.0);
-        let wait = backoff.mul_f64(jitter);
+        let wait = backoff.next_wait();
         telemetry::insert_failed(
             rows.len(),
             attempt,
@@ -713,7 +715,6 @@ async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), R
             kind == InsertFailure::Schema,
         );
         tokio::time::sleep(wait).await;
-        backoff = (backoff * 2).min(max);
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use apache_avro::Schema;
 
+use crate::backoff::Backoff;
 use crate::config::SchemaRegistryConfig;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -157,12 +158,14 @@ impl RegistryClient {
         }
         let url = self.url(&format!("/schemas/ids/{id}"));
         let mut attempt = 0;
+        let mut backoff =
+            Backoff::new(Duration::from_millis(200), Duration::from_millis(3200), 0.0);
         let body: SchemaResponse = loop {
             match self.get_once(&url, id).await {
                 Ok(b) => break b,
                 Err(e) if e.is_retriable() && attempt < self.settings.retries => {
                     attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
+                    tokio::time::sleep(backoff.next_wait()).await;
                 }
                 Err(e) => return Err(e),
             }
