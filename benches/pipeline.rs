@@ -3,9 +3,10 @@
 //! comes from bench/e2e.sh.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dispatch_ingest::decode::{Codec, WireFormat};
+use dispatch_ingest::decode::Codec;
 use dispatch_ingest::enrich::{self, reference::Reference, Enricher, Meta, Norms};
 use dispatch_ingest::event::SourcePosition;
+use dispatch_ingest::event::WireFormat;
 use dispatch_ingest::generate::{sample_events, SampleOptions};
 
 const NOW: i64 = 1_735_689_600_000;

@@ -14,8 +14,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::config::Config;
 use crate::dlq;
 use crate::event::Stream;
+use crate::kafka::client_config;
 use crate::sink::{Sink, SinkError};
-use crate::source::client_config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -255,7 +255,7 @@ pub fn dead_lettered_offsets(
                 let mut src_partition = None;
                 let mut src_offset = None;
                 if let Some(h) = msg.headers() {
-                    for x in crate::source::read_headers(h) {
+                    for x in crate::kafka::read_headers(h) {
                         let v = String::from_utf8_lossy(x.value.as_deref().unwrap_or_default())
                             .into_owned();
                         match x.key_lossy().as_ref() {

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::report::ReportFormat;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "dispatch-ingest",
@@ -118,14 +120,6 @@ pub struct OutputArgs {
     /// Fraction of extra malformed records (truncated) sent to the call topic (Kafka only).
     #[arg(long, default_value_t = 0.0)]
     pub malformed: f64,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum ReportFormat {
-    Md,
-    Html,
-    Csv,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]

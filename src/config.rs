@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{StreamFormat, WireFormat};
-use crate::event::Stream;
+use crate::event::{Stream, WireFormat};
 
 /// Prefix of environment overrides: `DISPATCH_INGEST__KAFKA__BOOTSTRAP_SERVERS=...`.
 pub const ENV_PREFIX: &str = "DISPATCH_INGEST__";
@@ -671,7 +672,7 @@ impl Config {
                 format!("expected one of {protocols:?}"),
             ));
         }
-        crate::security::validate_kafka(k)?;
+        validate_kafka(k)?;
         check_topic_name("kafka.dlq_topic", &k.dlq_topic)?;
         let mut seen: BTreeMap<&str, Stream> = BTreeMap::new();
         for stream in Stream::ALL {
@@ -749,7 +750,7 @@ impl Config {
         if r.timeout_ms == 0 {
             return Err(invalid("schema_registry.timeout_ms", 0, "must be positive"));
         }
-        crate::security::validate_http_tls("schema_registry", &r.url, &r.ca_file)?;
+        validate_http_tls("schema_registry", &r.url, &r.ca_file)?;
         let c = &self.clickhouse;
         if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
             return Err(invalid(
@@ -783,7 +784,7 @@ impl Config {
             &c.urls[..]
         };
         for u in in_use {
-            crate::security::validate_http_tls("clickhouse", u, &c.ca_file)?;
+            validate_http_tls("clickhouse", u, &c.ca_file)?;
         }
         if !is_identifier(&c.database) {
             return Err(invalid(
@@ -873,52 +874,6 @@ impl Config {
             ));
         }
         Ok(())
-    }
-
-    /// Per-stream decoder settings, with writer schemas read from disk.
-    pub fn stream_formats(&self) -> Vec<StreamFormat> {
-        Stream::ALL
-            .into_iter()
-            .map(|stream| {
-                let t = self.topics.get(stream);
-                StreamFormat {
-                    stream,
-                    format: t.format,
-                    writer_schema: (!t.writer_schema.is_empty())
-                        .then(|| std::fs::read_to_string(&t.writer_schema).unwrap_or_default()),
-                }
-            })
-            .collect()
-    }
-
-    /// Load the reference tables and build the enricher.
-    pub fn enricher(
-        &self,
-    ) -> Result<crate::enrich::Enricher, crate::enrich::reference::ReferenceError> {
-        let e = &self.enrich;
-        let reference = crate::enrich::reference::Reference::load(Path::new(&e.reference_dir))?;
-        Ok(crate::enrich::Enricher::new(
-            reference,
-            e.child_max_age_years,
-            crate::enrich::Norms {
-                a0: e.norm_a0_seconds,
-                a1: e.norm_a1_seconds,
-                a2: e.norm_a2_seconds,
-            },
-        ))
-    }
-
-    /// Registry client settings, if a registry is configured.
-    pub fn registry_settings(&self) -> Option<crate::decode::registry::RegistrySettings> {
-        let r = &self.schema_registry;
-        (!r.url.is_empty()).then(|| crate::decode::registry::RegistrySettings {
-            url: r.url.clone(),
-            username: r.username.clone(),
-            password: r.password.clone(),
-            timeout: std::time::Duration::from_millis(r.timeout_ms),
-            retries: r.retries,
-            ca_file: r.ca_file.clone(),
-        })
     }
 
     /// The effective configuration as TOML, with every secret masked.
@@ -1061,6 +1016,156 @@ fn set_path(root: &mut toml::Value, defaults: &toml::Value, path: &[String], raw
             .entry(seg.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     }
+}
+
+// TLS and SASL keys: checked here, applied by `security`.
+
+/// SASL mechanisms this build supports (librdkafka with OpenSSL, without Cyrus SASL/Kerberos).
+pub const SASL_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+/// The certificates of a PEM file (at least one), or why not.
+pub fn read_ca_file(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read PEM file: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM certificate file: {e}"))?;
+    if certs.is_empty() {
+        return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    Ok(certs)
+}
+
+fn is_tls_protocol(protocol: &str) -> bool {
+    matches!(protocol.to_ascii_lowercase().as_str(), "ssl" | "sasl_ssl")
+}
+
+fn is_sasl_protocol(protocol: &str) -> bool {
+    protocol.to_ascii_lowercase().starts_with("sasl_")
+}
+
+fn readable_file(key: &str, path: &str) -> Result<(), ConfigError> {
+    std::fs::File::open(path)
+        .map(drop)
+        .map_err(|e| invalid(key, path, format!("cannot read: {e}")))
+}
+
+/// Checks of `[kafka]`'s TLS and SASL keys. Secret values never appear in the errors.
+pub fn validate_kafka(k: &KafkaConfig) -> Result<(), ConfigError> {
+    let protocol = k.security_protocol.to_ascii_lowercase();
+    if is_sasl_protocol(&protocol) {
+        let mechanism = k.sasl_mechanism.to_ascii_uppercase();
+        if !SASL_MECHANISMS.contains(&mechanism.as_str()) {
+            return Err(invalid(
+                "kafka.sasl_mechanism",
+                &k.sasl_mechanism,
+                format!(
+                    "security_protocol {protocol:?} needs one of {SASL_MECHANISMS:?} (GSSAPI/Kerberos is not built in)"
+                ),
+            ));
+        }
+        if k.sasl_username.is_empty() {
+            return Err(invalid(
+                "kafka.sasl_username",
+                "",
+                format!("must not be empty with security_protocol {protocol:?}"),
+            ));
+        }
+        if k.sasl_password.is_empty() {
+            return Err(invalid(
+                "kafka.sasl_password",
+                "",
+                format!("must not be empty with security_protocol {protocol:?}"),
+            ));
+        }
+    } else if !k.sasl_mechanism.is_empty() {
+        return Err(invalid(
+            "kafka.sasl_mechanism",
+            &k.sasl_mechanism,
+            format!("only applies with security_protocol \"sasl_ssl\" or \"sasl_plaintext\", not {protocol:?}"),
+        ));
+    }
+    let tls_keys = [
+        ("kafka.ssl_ca_file", &k.ssl_ca_file),
+        ("kafka.ssl_certificate_file", &k.ssl_certificate_file),
+        ("kafka.ssl_key_file", &k.ssl_key_file),
+    ];
+    for (key, value) in tls_keys {
+        if !value.is_empty() && !is_tls_protocol(&protocol) {
+            return Err(invalid(
+                key,
+                value,
+                format!(
+                    "only applies with security_protocol \"ssl\" or \"sasl_ssl\", not {protocol:?}"
+                ),
+            ));
+        }
+    }
+    if !k.ssl_ca_file.is_empty() {
+        read_ca_file(&k.ssl_ca_file)
+            .map_err(|m| invalid("kafka.ssl_ca_file", &k.ssl_ca_file, m))?;
+    }
+    match (k.ssl_certificate_file.is_empty(), k.ssl_key_file.is_empty()) {
+        (true, true) => {}
+        (false, false) => {
+            read_ca_file(&k.ssl_certificate_file)
+                .map_err(|m| invalid("kafka.ssl_certificate_file", &k.ssl_certificate_file, m))?;
+            readable_file("kafka.ssl_key_file", &k.ssl_key_file)?;
+        }
+        (true, false) => {
+            return Err(invalid(
+                "kafka.ssl_certificate_file",
+                "",
+                "kafka.ssl_key_file is set: give the client certificate too",
+            ))
+        }
+        (false, true) => {
+            return Err(invalid(
+                "kafka.ssl_key_file",
+                "",
+                "kafka.ssl_certificate_file is set: give its private key too",
+            ))
+        }
+    }
+    // Certificate and host-name verification cannot be switched off through kafka.extra.
+    for (key, off) in [
+        ("enable.ssl.certificate.verification", "false"),
+        ("ssl.endpoint.identification.algorithm", "none"),
+    ] {
+        if let Some(value) = k.extra.get(key) {
+            if value.trim().eq_ignore_ascii_case(off) {
+                return Err(invalid(
+                    &format!("kafka.extra.\"{key}\""),
+                    value,
+                    "turns TLS verification off; trust a private CA with kafka.ssl_ca_file instead",
+                ));
+            }
+        }
+    }
+    if !k.ssl_key_password.is_empty() && k.ssl_key_file.is_empty() {
+        return Err(invalid(
+            "kafka.ssl_key_password",
+            "***",
+            "set without kafka.ssl_key_file",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks of an HTTP client's URL and `ca_file` (`section` is `clickhouse` or `schema_registry`).
+pub fn validate_http_tls(section: &str, url: &str, ca_file: &str) -> Result<(), ConfigError> {
+    if ca_file.is_empty() {
+        return Ok(());
+    }
+    let key = format!("{section}.ca_file");
+    if !url.starts_with("https://") {
+        return Err(invalid(
+            &key,
+            ca_file,
+            format!("only applies to an https:// {section}.url"),
+        ));
+    }
+    read_ca_file(ca_file).map_err(|m| invalid(&key, ca_file, m))?;
+    Ok(())
 }
 
 #[cfg(test)]

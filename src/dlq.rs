@@ -8,9 +8,10 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
+use crate::backoff::Backoff;
 use crate::config::KafkaConfig;
 use crate::event::SourcePosition;
-use crate::source::{add_raw_header, client_config, RawHeader, RawRecord};
+use crate::kafka::{add_raw_header, client_config, RawHeader, RawRecord};
 use crate::telemetry::{self, Health};
 
 pub const HEADER_ERROR_KIND: &str = "dlq.error.kind";
@@ -143,7 +144,7 @@ impl DeadLetters {
             }
             other => (other, None),
         };
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10), 0.0);
         let mut stalled = false;
         loop {
             let mut headers = OwnedHeaders::new();
@@ -233,11 +234,11 @@ impl DeadLetters {
                     tokio::time::sleep(Duration::from_secs(30)).await;
                 }
                 Err((e, _)) => {
-                    tracing::warn!(error = %e, %pos, retry_in_ms = backoff.as_millis() as u64, "dead-letter write failed; retrying");
+                    let wait = backoff.next_wait();
+                    tracing::warn!(error = %e, %pos, retry_in_ms = wait.as_millis() as u64, "dead-letter write failed; retrying");
                     self.health.beat(caller);
                     telemetry::retry("dead_letter");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    tokio::time::sleep(wait).await;
                 }
             }
         }

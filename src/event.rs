@@ -169,3 +169,32 @@ impl std::fmt::Display for SourcePosition {
         )
     }
 }
+
+/// How the bytes of a topic are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WireFormat {
+    /// Avro binary datum, no framing; written with the configured writer schema.
+    Avro,
+    /// Confluent wire format: magic byte 0, schema id (4 bytes, big-endian), Avro datum; the
+    /// writer schema comes from the Schema Registry.
+    AvroConfluent,
+    /// One JSON object per message, with the Avro field names.
+    Json,
+}
+
+impl std::fmt::Display for WireFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WireFormat::Avro => "avro",
+            WireFormat::AvroConfluent => "avro-confluent",
+            WireFormat::Json => "json",
+        })
+    }
+}
+
+/// True for a CBS municipality code: `GM` followed by four digits.
+pub fn is_municipality_code(code: &str) -> bool {
+    let b = code.as_bytes();
+    b.len() == 6 && b.starts_with(b"GM") && b[2..].iter().all(u8::is_ascii_digit)
+}

@@ -3,8 +3,8 @@
 
 use std::sync::OnceLock;
 
-use crate::decode::{Codec, DecodeError, WireFormat};
-use crate::event::{DispatchEvent, Stream};
+use crate::decode::{Codec, DecodeError};
+use crate::event::{DispatchEvent, Stream, WireFormat};
 
 /// The formats in selector order.
 pub const FORMATS: [WireFormat; 3] = [

@@ -7,7 +7,7 @@
 //!
 //! # Layout
 //!
-//! The modules follow the data's path:
+//! The modules follow the data's path, and imports point the same way:
 //!
 //! ```text
 //!  Kafka ──► source ──► decode ──► enrich ──► sink ──► ClickHouse
@@ -20,19 +20,30 @@
 //! * [`source`]: the Kafka consumer, rebalance handling and the per-partition offset tracker.
 //! * [`decode`]: wire formats (plain Avro, JSON) into [`event::DispatchEvent`], with typed errors
 //!   that name topic, partition, offset and field.
-//! * [`enrich`]: pure functions that add derived columns to an event.
+//! * [`enrich`]: pure functions that add derived columns to an event; the clock is the ingest
+//!   time in [`enrich::Meta`].
 //! * [`sink`]: ClickHouse client, server-version detection, migrations and batched inserts.
 //! * [`dlq`]: the dead-letter producer.
-//! * [`pipeline`]: wires the stages over bounded channels; takes a shutdown future so it can be
-//!   stopped from a test as well as from a signal.
+//! * [`pipeline`]: the only module that knows every stage; wires them over bounded channels and
+//!   takes a shutdown future so it can be stopped from a test as well as from a signal.
+//!
+//! Leaves the stages share: [`event`] (the domain types: streams, events, positions, wire
+//! formats), [`row`] (the ClickHouse row that `enrich` builds and `sink` inserts), [`kafka`]
+//! (client properties and the raw record every Kafka client uses), [`config`] (TOML +
+//! environment as plain data, validated before anything starts; each component builds itself
+//! from its section, e.g. [`enrich::Enricher::from_config`]), [`security`] (TLS and SASL),
+//! [`telemetry`] (the one place where every metric is named; logs; `/metrics` and `/health`)
+//! [`cluster`] (migrations for a replicated cluster) and [`backoff`] (the wait between retries).
 //!
 //! Beside them: [`audit`] (does every committed record sit in ClickHouse or on the DLQ?),
-//! [`config`] (TOML + environment, validated before anything starts),
-//! [`telemetry`] (the one place where every metric is named; logs; `/metrics` and `/health`),
-//! [`event`] (the domain types shared by all stages), [`generate`] (sample and synthetic
-//! streams), [`report`] (what landed, for people) and [`cli`] (the `dispatch-ingest` command).
+//! [`generate`] (sample and synthetic streams), [`report`] (what landed, for people), [`cli`]
+//! (the `dispatch-ingest` command) and [`fuzzing`] (fuzz target entry points).
+//!
+//! Which module may import which is written down once, in the "Module graph" table of
+//! `docs/architecture.md`; `tests/architecture.rs` fails on any other import.
 
 pub mod audit;
+pub mod backoff;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -42,8 +53,10 @@ pub mod enrich;
 pub mod event;
 pub mod fuzzing;
 pub mod generate;
+pub mod kafka;
 pub mod pipeline;
 pub mod report;
+pub mod row;
 pub mod security;
 pub mod sink;
 pub mod source;

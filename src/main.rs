@@ -6,6 +6,7 @@ use clap::Parser;
 use dispatch_ingest::cli::{Cli, Command, GenerateCommand, ReferenceCommand, ReportCommand};
 use dispatch_ingest::config::Config;
 use dispatch_ingest::decode::Codec;
+use dispatch_ingest::enrich::Enricher;
 use dispatch_ingest::generate::{self, SampleOptions};
 use dispatch_ingest::sink::Sink;
 use dispatch_ingest::telemetry::{self, Health};
@@ -99,7 +100,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 start_ms,
                 spacing_ms: 30_000,
             });
-            let codec = Codec::new(&config.stream_formats())?;
+            let codec = Codec::from_config(&config.topics)?;
             let ids = generate::register_schemas(&config).await?;
             let n = generate::produce(&config, &codec, &ids, &events, |_| {}).await?;
             println!("produced {n} events for {incidents} incidents (seed {seed})");
@@ -108,7 +109,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Reference {
             what: ReferenceCommand::Check,
         } => {
-            let enricher = config.enricher()?;
+            let enricher = Enricher::from_config(&config.enrich)?;
             let problems = enricher.reference.check();
             println!(
                 "{}: {}",
@@ -157,7 +158,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                     output,
                 },
         } => {
-            let reference = config.enricher()?.reference;
+            let reference = Enricher::from_config(&config.enrich)?.reference;
             let mut events = Vec::new();
             for year in &years {
                 let spec = generate::mmt::factsheet_year(*year).with_context(|| {
@@ -208,7 +209,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             if !(scale > 0.0 && scale <= 1.0) {
                 anyhow::bail!("--scale {scale}: must be in (0, 1]");
             }
-            let reference = config.enricher()?.reference;
+            let reference = Enricher::from_config(&config.enrich)?.reference;
             let spec = national::scaled(&figures, scale);
             let plan = national::Plan::new(spec, seed, &reference);
             let mut out = Output::open(&config, &output).await?;
@@ -260,9 +261,9 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                     out,
                 },
         } => {
-            use dispatch_ingest::cli::ReportFormat;
+            use dispatch_ingest::report::ReportFormat;
             use report::municipalities::{compute, publish as public, render};
-            let reference = config.enricher()?.reference;
+            let reference = Enricher::from_config(&config.enrich)?.reference;
             if let Some(r) = &region {
                 if !reference.regions.contains_key(r) {
                     anyhow::bail!("--region {r}: not a safety region (VR01-VR25)");
@@ -352,7 +353,7 @@ impl Output {
             }
             None => Output::Kafka {
                 producer: generate::producer(config)?,
-                codec: Codec::new(&config.stream_formats())?,
+                codec: Codec::from_config(&config.topics)?,
                 ids: generate::register_schemas(config).await?,
                 config: Box::new(config.clone()),
                 malformed: args.malformed,

@@ -15,19 +15,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use rand::Rng;
 use tokio::sync::mpsc;
 
+use crate::backoff::Backoff;
 use crate::config::Config;
-use crate::decode::registry::RegistryClient;
+use crate::decode::registry::{RegistryClient, RegistrySettings};
 use crate::decode::{Codec, DecodeFailure, RecordError};
 use crate::dlq::DeadLetters;
 use crate::enrich::{self, Enricher, Meta};
+use crate::kafka::{Done, RawRecord};
+use crate::row::EventRow;
 use crate::sink::{
-    classify, is_drift_suspect, now_secs, split_by_partition, EventRow, InsertFailure, Sink,
-    SinkError, EVENTS_TABLE, MAX_MONTHS_PER_INSERT,
+    classify, is_drift_suspect, now_secs, split_by_partition, InsertFailure, Sink, SinkError,
+    EVENTS_TABLE, MAX_MONTHS_PER_INSERT,
 };
-use crate::source::{Done, KafkaSource, RawRecord};
+use crate::source::KafkaSource;
 use crate::telemetry::{self, Health};
 
 #[derive(Debug, thiserror::Error)]
@@ -145,19 +147,10 @@ fn stage_cause(result: Result<Result<(), String>, tokio::task::JoinError>) -> St
     match result {
         Ok(Ok(())) => "the stage returned before shutdown".to_string(),
         Ok(Err(cause)) => cause,
-        Err(e) if e.is_panic() => format!("panicked: {}", panic_message(&*e.into_panic())),
+        Err(e) if e.is_panic() => {
+            format!("panicked: {}", telemetry::panic_message(&*e.into_panic()))
+        }
         Err(e) => format!("cancelled: {e}"),
-    }
-}
-
-/// The text of a panic payload.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(non-text panic payload)".to_string()
     }
 }
 
@@ -186,13 +179,19 @@ pub async fn run_with_fault(
             pending,
         });
     }
-    let mut codec = Codec::new(&config.stream_formats())?;
-    if let Some(settings) = config.registry_settings() {
+    let mut codec = Codec::from_config(&config.topics)?;
+    if let Some(settings) = RegistrySettings::from_config(&config.schema_registry) {
         codec = codec.with_registry(Arc::new(RegistryClient::new(settings)));
     }
     let codec = Arc::new(codec);
-    let enricher = Arc::new(config.enricher()?);
-    crate::security::check_kafka(&config.kafka, crate::security::KAFKA_CHECK_WAIT).await?;
+    let enricher = Arc::new(Enricher::from_config(&config.enrich)?);
+    // The same properties as the consumer and the DLQ producer.
+    crate::security::check_kafka(
+        &config.kafka,
+        crate::kafka::client_config(&config.kafka),
+        crate::security::KAFKA_CHECK_WAIT,
+    )
+    .await?;
     health.configure(telemetry::HealthSettings::from_config(&config));
     let dlq = Arc::new(DeadLetters::new(&config.kafka)?.with_health(health.clone()));
     let source = Arc::new(KafkaSource::with_health(&config, health.clone())?);
@@ -288,7 +287,10 @@ pub async fn run_with_fault(
         Ok(None) => tracing::info!("shutdown: draining the pipeline"),
         Ok(Some(f)) => failed = Some(f),
         Err(payload) => {
-            failed = Some(("source", format!("panicked: {}", panic_message(&*payload))))
+            failed = Some((
+                "source",
+                format!("panicked: {}", telemetry::panic_message(&*payload)),
+            ))
         }
     }
     if let Some((stage, cause)) = &failed {
@@ -379,7 +381,7 @@ async fn process(
         counters.dead_lettered.fetch_add(1, Ordering::SeqCst);
         return Item::Finished(done);
     };
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30), 0.0);
     let mut attempt = 0u32;
     loop {
         health.beat("process");
@@ -414,9 +416,9 @@ async fn process(
             Err(DecodeFailure::Registry(e)) => {
                 health.set_passive_check("registry", Err(format!("registry: {e}")));
                 attempt += 1;
-                telemetry::registry_unavailable(&record.position, attempt, backoff, &e);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                let wait = backoff.next_wait();
+                telemetry::registry_unavailable(&record.position, attempt, wait, &e);
+                tokio::time::sleep(wait).await;
             }
         }
     }
@@ -651,8 +653,11 @@ enum Refused {
 async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), Refused> {
     let c = &ctx.config.clickhouse;
     let timeout = Duration::from_millis(c.request_timeout_ms);
-    let mut backoff = Duration::from_millis(c.retry_initial_ms);
-    let max = Duration::from_millis(c.retry_max_ms);
+    let mut backoff = Backoff::new(
+        Duration::from_millis(c.retry_initial_ms),
+        Duration::from_millis(c.retry_max_ms),
+        0.5,
+    );
     let mut attempt = 0u32;
     let mut schema_errors = 0u32;
     let table = format!("{}.{EVENTS_TABLE}", ctx.sink.database());
@@ -701,8 +706,7 @@ async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), R
             }
         }
         attempt += 1;
-        let jitter = rand::rng().random_range(0.5..1.0);
-        let wait = backoff.mul_f64(jitter);
+        let wait = backoff.next_wait();
         telemetry::insert_failed(
             rows.len(),
             attempt,
@@ -711,7 +715,6 @@ async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), R
             kind == InsertFailure::Schema,
         );
         tokio::time::sleep(wait).await;
-        backoff = (backoff * 2).min(max);
     }
 }
 

@@ -16,13 +16,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
-use crate::config::{invalid, ClickHouseConfig, ConfigError, KafkaConfig};
-
-/// SASL mechanisms this build supports (librdkafka with OpenSSL, without Cyrus SASL/Kerberos).
-pub const SASL_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+use crate::config::{read_ca_file, ClickHouseConfig, KafkaConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
@@ -30,151 +26,6 @@ pub enum SecurityError {
     Tls { what: String, message: String },
     #[error("Kafka at {endpoint}: {message}")]
     Kafka { endpoint: String, message: String },
-}
-
-/// The certificates of a PEM file (at least one), or why not.
-pub fn read_ca_file(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read PEM file: {e}"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not a PEM certificate file: {e}"))?;
-    if certs.is_empty() {
-        return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
-    }
-    Ok(certs)
-}
-
-fn is_tls_protocol(protocol: &str) -> bool {
-    matches!(protocol.to_ascii_lowercase().as_str(), "ssl" | "sasl_ssl")
-}
-
-fn is_sasl_protocol(protocol: &str) -> bool {
-    protocol.to_ascii_lowercase().starts_with("sasl_")
-}
-
-fn readable_file(key: &str, path: &str) -> Result<(), ConfigError> {
-    std::fs::File::open(path)
-        .map(drop)
-        .map_err(|e| invalid(key, path, format!("cannot read: {e}")))
-}
-
-/// Checks of `[kafka]`'s TLS and SASL keys. Secret values never appear in the errors.
-pub fn validate_kafka(k: &KafkaConfig) -> Result<(), ConfigError> {
-    let protocol = k.security_protocol.to_ascii_lowercase();
-    if is_sasl_protocol(&protocol) {
-        let mechanism = k.sasl_mechanism.to_ascii_uppercase();
-        if !SASL_MECHANISMS.contains(&mechanism.as_str()) {
-            return Err(invalid(
-                "kafka.sasl_mechanism",
-                &k.sasl_mechanism,
-                format!(
-                    "security_protocol {protocol:?} needs one of {SASL_MECHANISMS:?} (GSSAPI/Kerberos is not built in)"
-                ),
-            ));
-        }
-        if k.sasl_username.is_empty() {
-            return Err(invalid(
-                "kafka.sasl_username",
-                "",
-                format!("must not be empty with security_protocol {protocol:?}"),
-            ));
-        }
-        if k.sasl_password.is_empty() {
-            return Err(invalid(
-                "kafka.sasl_password",
-                "",
-                format!("must not be empty with security_protocol {protocol:?}"),
-            ));
-        }
-    } else if !k.sasl_mechanism.is_empty() {
-        return Err(invalid(
-            "kafka.sasl_mechanism",
-            &k.sasl_mechanism,
-            format!("only applies with security_protocol \"sasl_ssl\" or \"sasl_plaintext\", not {protocol:?}"),
-        ));
-    }
-    let tls_keys = [
-        ("kafka.ssl_ca_file", &k.ssl_ca_file),
-        ("kafka.ssl_certificate_file", &k.ssl_certificate_file),
-        ("kafka.ssl_key_file", &k.ssl_key_file),
-    ];
-    for (key, value) in tls_keys {
-        if !value.is_empty() && !is_tls_protocol(&protocol) {
-            return Err(invalid(
-                key,
-                value,
-                format!(
-                    "only applies with security_protocol \"ssl\" or \"sasl_ssl\", not {protocol:?}"
-                ),
-            ));
-        }
-    }
-    if !k.ssl_ca_file.is_empty() {
-        read_ca_file(&k.ssl_ca_file)
-            .map_err(|m| invalid("kafka.ssl_ca_file", &k.ssl_ca_file, m))?;
-    }
-    match (k.ssl_certificate_file.is_empty(), k.ssl_key_file.is_empty()) {
-        (true, true) => {}
-        (false, false) => {
-            read_ca_file(&k.ssl_certificate_file)
-                .map_err(|m| invalid("kafka.ssl_certificate_file", &k.ssl_certificate_file, m))?;
-            readable_file("kafka.ssl_key_file", &k.ssl_key_file)?;
-        }
-        (true, false) => {
-            return Err(invalid(
-                "kafka.ssl_certificate_file",
-                "",
-                "kafka.ssl_key_file is set: give the client certificate too",
-            ))
-        }
-        (false, true) => {
-            return Err(invalid(
-                "kafka.ssl_key_file",
-                "",
-                "kafka.ssl_certificate_file is set: give its private key too",
-            ))
-        }
-    }
-    // Certificate and host-name verification cannot be switched off through kafka.extra.
-    for (key, off) in [
-        ("enable.ssl.certificate.verification", "false"),
-        ("ssl.endpoint.identification.algorithm", "none"),
-    ] {
-        if let Some(value) = k.extra.get(key) {
-            if value.trim().eq_ignore_ascii_case(off) {
-                return Err(invalid(
-                    &format!("kafka.extra.\"{key}\""),
-                    value,
-                    "turns TLS verification off; trust a private CA with kafka.ssl_ca_file instead",
-                ));
-            }
-        }
-    }
-    if !k.ssl_key_password.is_empty() && k.ssl_key_file.is_empty() {
-        return Err(invalid(
-            "kafka.ssl_key_password",
-            "***",
-            "set without kafka.ssl_key_file",
-        ));
-    }
-    Ok(())
-}
-
-/// Checks of an HTTP client's URL and `ca_file` (`section` is `clickhouse` or `schema_registry`).
-pub fn validate_http_tls(section: &str, url: &str, ca_file: &str) -> Result<(), ConfigError> {
-    if ca_file.is_empty() {
-        return Ok(());
-    }
-    let key = format!("{section}.ca_file");
-    if !url.starts_with("https://") {
-        return Err(invalid(
-            &key,
-            ca_file,
-            format!("only applies to an https:// {section}.url"),
-        ));
-    }
-    read_ca_file(ca_file).map_err(|m| invalid(&key, ca_file, m))?;
-    Ok(())
 }
 
 /// librdkafka's TLS and SASL properties from `[kafka]` (protocol, mechanism, credentials, files).
@@ -325,13 +176,18 @@ pub const KAFKA_CHECK_WAIT: Duration = Duration::from_secs(10);
 /// With TLS or SASL configured: connect once and ask for metadata, so that a certificate that
 /// does not verify or refused credentials fail startup with the endpoint and librdkafka's reason
 /// (which librdkafka itself would retry forever). Brokers that merely do not answer within
-/// `wait` are not an error here. Plaintext without SASL is not checked.
-pub async fn check_kafka(k: &KafkaConfig, wait: Duration) -> Result<(), SecurityError> {
+/// `wait` are not an error here. Plaintext without SASL is not checked. `cc` holds the client's
+/// properties (`kafka::client_config`), the same as the consumer's and the DLQ producer's.
+pub async fn check_kafka(
+    k: &KafkaConfig,
+    cc: ClientConfig,
+    wait: Duration,
+) -> Result<(), SecurityError> {
     if k.security_protocol.eq_ignore_ascii_case("plaintext") {
         return Ok(());
     }
     let k = k.clone();
-    tokio::task::spawn_blocking(move || check_kafka_blocking(&k, wait))
+    tokio::task::spawn_blocking(move || check_kafka_blocking(&k, &cc, wait))
         .await
         .map_err(|e| SecurityError::Kafka {
             endpoint: "kafka.bootstrap_servers".into(),
@@ -339,14 +195,16 @@ pub async fn check_kafka(k: &KafkaConfig, wait: Duration) -> Result<(), Security
         })?
 }
 
-fn check_kafka_blocking(k: &KafkaConfig, wait: Duration) -> Result<(), SecurityError> {
+fn check_kafka_blocking(
+    k: &KafkaConfig,
+    cc: &ClientConfig,
+    wait: Duration,
+) -> Result<(), SecurityError> {
     let endpoint = format!(
         "{}://{}",
         k.security_protocol.to_ascii_lowercase(),
         k.bootstrap_servers
     );
-    // The same properties as the consumer and the DLQ producer.
-    let cc = crate::source::client_config(k);
     let producer: BaseProducer<ErrorCapture> = cc
         .create_with_context(ErrorCapture::default())
         .map_err(|e| SecurityError::Kafka {
@@ -390,7 +248,7 @@ fn check_kafka_blocking(k: &KafkaConfig, wait: Duration) -> Result<(), SecurityE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::config::{validate_kafka, Config};
     use std::path::Path;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::config::{ClickHouseConfig, Validation};
+use crate::row::EventRow;
 
 /// Table the pipeline writes to.
 pub const EVENTS_TABLE: &str = "dispatch_events";
@@ -335,84 +335,6 @@ impl ServerVersion {
 impl std::fmt::Display for ServerVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}.{}", self.0, self.1, self.2)
-    }
-}
-
-/// A row of `dispatch_events`. Field names are the column names.
-#[derive(Debug, Clone, Default, PartialEq, Row, Serialize, Deserialize)]
-pub struct EventRow {
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub event_id: Uuid,
-    pub event_type: String,
-    pub incident_id: String,
-    pub dispatch_centre: String,
-    /// DateTime: UTC seconds.
-    pub occurred_at: u32,
-    pub occurred_at_ms: i64,
-    pub urgency: Option<String>,
-    pub municipality_code: Option<String>,
-    pub patient_age_years: Option<u8>,
-    pub triage_code: Option<String>,
-    pub unit_id: Option<String>,
-    pub unit_type: Option<String>,
-    pub mmt_station: Option<String>,
-    pub dispatch_kind: Option<String>,
-    pub cancel_reason: Option<String>,
-    pub transport_mode: Option<String>,
-    pub mmt_physician_accompanies: Option<u8>,
-    pub destination: Option<String>,
-    pub trauma: Option<u8>,
-    pub source_topic: String,
-    pub source_partition: i32,
-    pub source_offset: i64,
-    pub wire_format: String,
-    /// DateTime: UTC seconds.
-    pub ingested_at: u32,
-    // Enrichment (migration 0002).
-    pub urgency_vui: Option<String>,
-    pub urgency_rank: Option<u8>,
-    pub is_emergency: Option<u8>,
-    pub response_norm_seconds: Option<u16>,
-    pub is_child: Option<u8>,
-    pub is_trauma: Option<u8>,
-    pub trauma_source: Option<String>,
-    pub municipality_name: Option<String>,
-    pub region_code: Option<String>,
-    pub region_name: Option<String>,
-    pub province_code: Option<String>,
-    pub province_name: Option<String>,
-    pub municipality_code_current: Option<String>,
-    pub mmt_station_norm: Option<String>,
-    pub schema_id: Option<u32>,
-}
-
-impl EventRow {
-    /// A rough size in bytes, for the batch byte limit.
-    pub fn approx_bytes(&self) -> usize {
-        let opt = |s: &Option<String>| s.as_ref().map_or(1, |s| s.len() + 2);
-        96 + self.incident_id.len()
-            + self.dispatch_centre.len()
-            + self.event_type.len()
-            + self.source_topic.len()
-            + opt(&self.urgency)
-            + opt(&self.municipality_code)
-            + opt(&self.triage_code)
-            + opt(&self.unit_id)
-            + opt(&self.unit_type)
-            + opt(&self.mmt_station)
-            + opt(&self.dispatch_kind)
-            + opt(&self.cancel_reason)
-            + opt(&self.transport_mode)
-            + opt(&self.destination)
-            + opt(&self.urgency_vui)
-            + opt(&self.trauma_source)
-            + opt(&self.municipality_name)
-            + opt(&self.region_code)
-            + opt(&self.region_name)
-            + opt(&self.province_code)
-            + opt(&self.province_name)
-            + opt(&self.municipality_code_current)
-            + opt(&self.mmt_station_norm)
     }
 }
 
@@ -1080,5 +1002,42 @@ mod tests {
     #[test]
     fn checksum_is_stable() {
         assert_eq!(checksum("abc"), "e71fa2190541574b");
+    }
+
+    /// Every migration on main (and any added later) rewrites: each CREATE gets ON CLUSTER, each
+    /// MergeTree engine becomes replicated with a path unique to its table.
+    #[test]
+    fn every_migration_rewrites() {
+        let mut paths = Vec::new();
+        for m in MIGRATIONS {
+            for stmt in statements(m.sql, "db") {
+                let out = crate::cluster::rewrite(&stmt, "ha")
+                    .unwrap_or_else(|e| panic!("{}: {e}", m.name));
+                let head = out.trim_start().to_ascii_uppercase();
+                if head.starts_with("CREATE") || head.starts_with("DROP") {
+                    assert!(out.contains(" ON CLUSTER ha"), "{}: {out}", m.name);
+                }
+                let engine = crate::cluster::find_keyword(&out, "ENGINE").map(|at| &out[at..]);
+                if let Some(e) = engine {
+                    let e = e.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+                    if e.contains("MergeTree") {
+                        assert!(e.contains("= Replicated"), "{}: {e}", m.name);
+                        let path = out
+                            .split("Replicated")
+                            .nth(1)
+                            .and_then(|s| s.split('\'').nth(1))
+                            .unwrap()
+                            .to_string();
+                        assert!(path.starts_with("/clickhouse/tables/{shard}/db/"));
+                        paths.push(path);
+                    }
+                }
+            }
+        }
+        assert!(paths.len() >= 4, "{paths:?}");
+        let mut unique = paths.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), paths.len(), "{paths:?}");
     }
 }

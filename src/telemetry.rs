@@ -346,10 +346,21 @@ pub fn init_logging(format: LogFormat) {
                 .location()
                 .map(|l| format!("{}:{}", l.file(), l.line()))
                 .unwrap_or_default();
-            let message = crate::pipeline::panic_message(info.payload());
+            let message = panic_message(info.payload());
             tracing::error!(panic = message, location, "panic");
             default_hook(info);
         }));
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-text panic payload)".to_string()
     }
 }
 

@@ -1,7 +1,8 @@
 //! Decoding without servers: every stream round-trips through both wire formats, and malformed
 //! input gives typed errors that name the field.
 
-use dispatch_ingest::decode::{Codec, DecodeError, WireFormat};
+use dispatch_ingest::decode::{Codec, DecodeError};
+use dispatch_ingest::event::WireFormat;
 use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream};
 use dispatch_ingest::generate::{sample_events, SampleOptions};
 use uuid::Uuid;

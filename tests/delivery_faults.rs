@@ -133,7 +133,7 @@ async fn fault_kill_9_repeatedly_during_ingestion() {
     let producer_env = env.config();
     let to_send = events.clone();
     let producing = tokio::spawn(async move {
-        let codec = dispatch_ingest::decode::Codec::new(&producer_env.stream_formats()).unwrap();
+        let codec = dispatch_ingest::decode::Codec::from_config(&producer_env.topics).unwrap();
         let ids = std::collections::HashMap::new();
         dispatch_ingest::generate::produce(&producer_env, &codec, &ids, &to_send, |_| {})
             .await

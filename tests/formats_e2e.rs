@@ -8,7 +8,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dispatch_ingest::decode::{Codec, WireFormat};
+use dispatch_ingest::decode::Codec;
+use dispatch_ingest::event::WireFormat;
 use dispatch_ingest::event::{DispatchEvent, Stream};
 use dispatch_ingest::generate::{sample_events, SampleOptions};
 

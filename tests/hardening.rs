@@ -6,9 +6,10 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use dispatch_ingest::decode::{Codec, WireFormat};
+use dispatch_ingest::decode::Codec;
+use dispatch_ingest::event::WireFormat;
 use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream};
-use dispatch_ingest::source::{read_headers, RawHeader};
+use dispatch_ingest::kafka::{read_headers, RawHeader};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;

@@ -56,7 +56,7 @@ async fn clickhouse_down_means_not_ready_but_live() {
     let env = TestEnv::with_servers("rdych", &common::kafka_bootstrap(), &ch.url()).await;
     env.run_cli(&["migrate"]);
     let topic = env.topic(dispatch_ingest::event::Stream::Call).to_string();
-    let codec = dispatch_ingest::decode::Codec::bundled(dispatch_ingest::decode::WireFormat::Avro);
+    let codec = dispatch_ingest::decode::Codec::bundled(dispatch_ingest::event::WireFormat::Avro);
     let (partition, _) = env
         .produce_raw(&topic, "INC-LAG", &codec.encode(&event()))
         .await;
@@ -117,7 +117,7 @@ async fn a_wedged_stage_fails_liveness() {
     env.set_env(dispatch_ingest::pipeline::Fault::ENV, "hang:sink");
     env.set_env("DISPATCH_INGEST__TELEMETRY__LIVENESS_TIMEOUT_MS", "4000");
     let topic = env.topic(dispatch_ingest::event::Stream::Call).to_string();
-    let codec = dispatch_ingest::decode::Codec::bundled(dispatch_ingest::decode::WireFormat::Avro);
+    let codec = dispatch_ingest::decode::Codec::bundled(dispatch_ingest::event::WireFormat::Avro);
     let mut svc = env.spawn_service("wedged");
     svc.wait_healthy(Duration::from_secs(60)).await;
     svc.wait_for_http("/health", 200, "ok", Duration::from_secs(5))

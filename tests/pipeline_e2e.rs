@@ -6,7 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use dispatch_ingest::decode::{to_json, Codec, WireFormat};
+use dispatch_ingest::decode::{to_json, Codec};
+use dispatch_ingest::event::WireFormat;
 use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream};
 use uuid::Uuid;
 
@@ -476,7 +477,8 @@ async fn rows_clickhouse_rejects_are_isolated_and_dead_lettered() {
 /// succeeds, and a batch with one record more is a different insert.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_insert_is_deduplicated_on_24_1_and_later() {
-    use dispatch_ingest::sink::{EventRow, Sink};
+    use dispatch_ingest::row::EventRow;
+    use dispatch_ingest::sink::Sink;
     let env = TestEnv::new("dedup").await;
     env.run_cli(&["migrate"]);
     let sink = Sink::connect(&env.config().clickhouse).await.unwrap();

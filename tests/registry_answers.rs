@@ -9,8 +9,9 @@ mod common;
 use std::time::Duration;
 
 use dispatch_ingest::decode::registry::{RegistryClient, RegistryError, RegistrySettings};
-use dispatch_ingest::decode::{Codec, WireFormat};
+use dispatch_ingest::decode::Codec;
 use dispatch_ingest::event::Stream;
+use dispatch_ingest::event::WireFormat;
 use dispatch_ingest::generate::{sample_events, SampleOptions};
 
 use common::registry::{Mode, TestRegistry};

@@ -14,7 +14,8 @@ mod common;
 use std::time::Duration;
 
 use chrono::{Datelike, TimeZone, Utc};
-use dispatch_ingest::decode::{Codec, WireFormat};
+use dispatch_ingest::decode::Codec;
+use dispatch_ingest::event::WireFormat;
 use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream};
 use uuid::Uuid;
 

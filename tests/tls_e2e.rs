@@ -11,8 +11,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use dispatch_ingest::decode::{Codec, WireFormat};
+use dispatch_ingest::decode::Codec;
 use dispatch_ingest::event::Stream;
+use dispatch_ingest::event::WireFormat;
 use dispatch_ingest::generate::{self, SampleOptions};
 
 use common::registry::TestRegistry;

@@ -21,31 +21,11 @@ use apache_avro::schema::{RecordSchema, Schema, UnionSchema};
 use apache_avro::types::Value;
 use uuid::Uuid;
 
-use crate::event::{DispatchEvent, Envelope, Payload, SourcePosition, Stream};
+use crate::config::TopicsConfig;
+use crate::event::{
+    is_municipality_code, DispatchEvent, Envelope, Payload, SourcePosition, Stream, WireFormat,
+};
 use registry::{RegistryClient, RegistryError};
-
-/// How the bytes of a topic are encoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WireFormat {
-    /// Avro binary datum, no framing; written with the configured writer schema.
-    Avro,
-    /// Confluent wire format: magic byte 0, schema id (4 bytes, big-endian), Avro datum; the
-    /// writer schema comes from the Schema Registry.
-    AvroConfluent,
-    /// One JSON object per message, with the Avro field names.
-    Json,
-}
-
-impl std::fmt::Display for WireFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            WireFormat::Avro => "avro",
-            WireFormat::AvroConfluent => "avro-confluent",
-            WireFormat::Json => "json",
-        })
-    }
-}
 
 /// Why a record could not be decoded. `kind()` is stable (metrics labels, DLQ headers).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -219,6 +199,24 @@ impl Codec {
             })
             .collect();
         Codec::new(&formats).expect("bundled schemas parse")
+    }
+
+    /// The codec `[topics]` describes: each stream's wire format and, for plain Avro, its writer
+    /// schema file (unreadable or empty: the bundled schema).
+    pub fn from_config(topics: &TopicsConfig) -> Result<Codec, apache_avro::Error> {
+        let formats: Vec<StreamFormat> = Stream::ALL
+            .into_iter()
+            .map(|stream| {
+                let t = topics.get(stream);
+                StreamFormat {
+                    stream,
+                    format: t.format,
+                    writer_schema: (!t.writer_schema.is_empty())
+                        .then(|| std::fs::read_to_string(&t.writer_schema).unwrap_or_default()),
+                }
+            })
+            .collect();
+        Codec::new(&formats)
     }
 
     pub fn new(formats: &[StreamFormat]) -> Result<Codec, apache_avro::Error> {
@@ -778,12 +776,6 @@ impl<'a> Fields<'a> {
             other => Err(Self::wrong(name, "timestamp-millis", other)),
         }
     }
-}
-
-/// True for a CBS municipality code: `GM` followed by four digits.
-pub fn is_municipality_code(code: &str) -> bool {
-    let b = code.as_bytes();
-    b.len() == 6 && b.starts_with(b"GM") && b[2..].iter().all(u8::is_ascii_digit)
 }
 
 fn extract(stream: Stream, value: &Value, now_ms: i64) -> Result<DispatchEvent, DecodeError> {

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use apache_avro::Schema;
 
+use crate::backoff::Backoff;
+use crate::config::SchemaRegistryConfig;
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
     #[error("schema registry {url} unreachable: {message}")]
@@ -77,6 +80,21 @@ pub struct RegistrySettings {
     pub ca_file: String,
 }
 
+impl RegistrySettings {
+    /// Client settings from `[schema_registry]`; `None` when no registry is configured (empty
+    /// `url`).
+    pub fn from_config(r: &SchemaRegistryConfig) -> Option<RegistrySettings> {
+        (!r.url.is_empty()).then(|| RegistrySettings {
+            url: r.url.clone(),
+            username: r.username.clone(),
+            password: r.password.clone(),
+            timeout: Duration::from_millis(r.timeout_ms),
+            retries: r.retries,
+            ca_file: r.ca_file.clone(),
+        })
+    }
+}
+
 pub struct RegistryClient {
     http: reqwest::Client,
     settings: RegistrySettings,
@@ -140,12 +158,14 @@ impl RegistryClient {
         }
         let url = self.url(&format!("/schemas/ids/{id}"));
         let mut attempt = 0;
+        let mut backoff =
+            Backoff::new(Duration::from_millis(200), Duration::from_millis(3200), 0.0);
         let body: SchemaResponse = loop {
             match self.get_once(&url, id).await {
                 Ok(b) => break b,
                 Err(e) if e.is_retriable() && attempt < self.settings.retries => {
                     attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
+                    tokio::time::sleep(backoff.next_wait()).await;
                 }
                 Err(e) => return Err(e),
             }

@@ -22,13 +22,14 @@
 pub mod reference;
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Mutex;
 
 use chrono::{NaiveDate, TimeZone};
 
-use crate::decode::WireFormat;
-use crate::event::{DispatchEvent, Payload, SourcePosition};
-use crate::sink::EventRow;
+use crate::config::EnrichConfig;
+use crate::event::{DispatchEvent, Payload, SourcePosition, WireFormat};
+use crate::row::EventRow;
 use crate::telemetry;
 use reference::Reference;
 
@@ -145,6 +146,20 @@ pub struct Enricher {
 }
 
 impl Enricher {
+    /// Load the reference tables named in `[enrich]` and build the enricher from its settings.
+    pub fn from_config(e: &EnrichConfig) -> Result<Enricher, reference::ReferenceError> {
+        let reference = Reference::load(Path::new(&e.reference_dir))?;
+        Ok(Enricher::new(
+            reference,
+            e.child_max_age_years,
+            Norms {
+                a0: e.norm_a0_seconds,
+                a1: e.norm_a1_seconds,
+                a2: e.norm_a2_seconds,
+            },
+        ))
+    }
+
     pub fn new(reference: Reference, child_max_age: u8, norms: Norms) -> Enricher {
         Enricher {
             reference,
@@ -155,9 +170,10 @@ impl Enricher {
     }
 
     /// Geography on the event's date; region `unknown` (counted, logged once per code) when the
-    /// table does not know the code on that date.
-    pub fn geography(&self, code: &str, date: NaiveDate) -> Geography {
-        let current = self.reference.current_code(code, today());
+    /// table does not know the code on that date. `today` (the ingest date, from the caller's
+    /// clock) decides which code is current.
+    pub fn geography(&self, code: &str, date: NaiveDate, today: NaiveDate) -> Geography {
+        let current = self.reference.current_code(code, today);
         match self.reference.municipality_on(code, date) {
             Some((m, r)) => Geography {
                 municipality_name: m.name.clone(),
@@ -199,10 +215,6 @@ impl Enricher {
     }
 }
 
-fn today() -> NaiveDate {
-    local_date(crate::pipeline::now_ms())
-}
-
 /// Processing metadata recorded with each row.
 #[derive(Debug, Clone)]
 pub struct Meta<'a> {
@@ -210,7 +222,8 @@ pub struct Meta<'a> {
     pub format: WireFormat,
     /// Confluent schema id of the writer schema, for `avro-confluent`.
     pub schema_id: Option<u32>,
-    /// UTC seconds.
+    /// UTC seconds. The clock of the enrichment: the current municipality code is the one valid
+    /// on this (Amsterdam) date.
     pub ingested_at: u32,
 }
 
@@ -276,7 +289,8 @@ pub fn to_row(event: &DispatchEvent, meta: &Meta<'_>, enricher: &Enricher) -> Ev
             row.urgency = Some(urgency.clone());
             set_urgency(&mut row, urgency);
             row.municipality_code = Some(municipality_code.clone());
-            let geo = enricher.geography(municipality_code, date);
+            let today = local_date(i64::from(meta.ingested_at) * 1000);
+            let geo = enricher.geography(municipality_code, date, today);
             row.municipality_name = Some(geo.municipality_name);
             row.region_code = Some(geo.region_code);
             row.region_name = Some(geo.region_name);
@@ -479,7 +493,7 @@ mod tests {
             ("GM9999", "2024-07-01", UNKNOWN, UNKNOWN, "GM9999"),
         ];
         for (code, day, name, region, current) in cases {
-            let g = e.geography(code, date(day));
+            let g = e.geography(code, date(day), date("2026-12-02"));
             assert_eq!(
                 (
                     g.municipality_name.as_str(),
@@ -490,7 +504,7 @@ mod tests {
                 "{code} on {day}"
             );
         }
-        let g = e.geography("GM0935", date("2024-01-01"));
+        let g = e.geography("GM0935", date("2024-01-01"), date("2026-12-02"));
         assert_eq!(
             (
                 g.region_name.as_str(),
@@ -559,11 +573,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn call_row_carries_event_fields_enrichment_and_metadata() {
-        let e = enricher();
-        let p = pos();
-        let ev = event(
+    /// A call from Hellevoetsluis (GM0530, part of Voorne aan Zee, GM1992, since 2023-01-01).
+    fn hellevoetsluis_call() -> DispatchEvent {
+        event(
             Payload::Call {
                 urgency: "B".into(),
                 municipality_code: "GM0530".into(),
@@ -571,7 +583,14 @@ mod tests {
                 triage_code: Some("BURN".into()),
             },
             1_656_000_000_000, // 2022-06-23
-        );
+        )
+    }
+
+    #[test]
+    fn call_row_carries_event_fields_enrichment_and_metadata() {
+        let e = enricher();
+        let p = pos();
+        let ev = hellevoetsluis_call();
         let row = to_row(&ev, &meta(&p), &e);
         assert_eq!(row.event_type, "call");
         assert_eq!(row.occurred_at, 1_656_000_000);
@@ -598,6 +617,24 @@ mod tests {
             (2, 41, Some(3))
         );
         assert_eq!(row.unit_id, None);
+    }
+
+    /// The current municipality code follows the ingest time in `Meta`, not the machine's
+    /// clock.
+    #[test]
+    fn the_ingest_time_in_meta_is_the_clock_of_the_current_code() {
+        let e = enricher();
+        let p = pos();
+        let ev = hellevoetsluis_call();
+        let at = |ingested_at: u32| Meta {
+            ingested_at,
+            ..meta(&p)
+        };
+        let before = to_row(&ev, &at(1_672_480_000), &e); // 2022-12-31 09:46 UTC
+        let after = to_row(&ev, &at(1_672_617_600), &e); // 2023-01-02 00:00 UTC
+        assert_eq!(before.municipality_code_current.as_deref(), Some("GM0530"));
+        assert_eq!(after.municipality_code_current.as_deref(), Some("GM1992"));
+        assert_eq!(to_row(&ev, &at(1_672_480_000), &e), before);
     }
 
     #[test]

@@ -172,7 +172,7 @@ impl Record<'_> {
 
     fn municipality_code(&self, field: &str) -> Result<String, ReferenceError> {
         let v = self.required(field)?;
-        if !crate::decode::is_municipality_code(&v) {
+        if !crate::event::is_municipality_code(&v) {
             return Err(self.err(field, format!("{v:?} is not a CBS code (GM + 4 digits)")));
         }
         Ok(v)

@@ -17,9 +17,9 @@ use uuid::Uuid;
 use std::collections::HashMap;
 
 use crate::config::Config;
-use crate::decode::{Codec, WireFormat};
-use crate::event::{DispatchEvent, Envelope, Payload, Stream};
-use crate::source::client_config;
+use crate::decode::Codec;
+use crate::event::{DispatchEvent, Envelope, Payload, Stream, WireFormat};
+use crate::kafka::client_config;
 
 pub const DISPATCH_CENTRES: [&str; 5] = [
     "MKA Noord-Nederland",
@@ -213,7 +213,9 @@ pub async fn register_schemas(
     config: &Config,
 ) -> Result<HashMap<Stream, u32>, crate::decode::registry::RegistryError> {
     let mut ids = HashMap::new();
-    let Some(settings) = config.registry_settings() else {
+    let Some(settings) =
+        crate::decode::registry::RegistrySettings::from_config(&config.schema_registry)
+    else {
         return Ok(ids);
     };
     let registry = crate::decode::registry::RegistryClient::new(settings);

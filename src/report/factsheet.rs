@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::cli::ReportFormat;
+use crate::report::ReportFormat;
 use crate::sink::{Sink, SinkError, QUERIES};
 
 use super::charts;

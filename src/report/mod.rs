@@ -7,6 +7,15 @@ pub mod municipalities;
 
 use crate::sink::{Sink, SinkError, QUERIES};
 
+/// How a report is written out (`--format` of the report commands).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Html,
+    Csv,
+    Json,
+}
+
 /// Run a named report query and return its result as a text table.
 pub async fn text_table(sink: &Sink, name: &str) -> Result<String, SinkError> {
     let sql = QUERIES

@@ -21,8 +21,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::TopicPartitionList;
 
-use dispatch_ingest::decode::WireFormat;
 use dispatch_ingest::event::Stream;
+use dispatch_ingest::event::WireFormat;
 
 pub fn kafka_bootstrap() -> String {
     std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into())
@@ -411,7 +411,7 @@ impl TestEnv {
     /// Produce events with the library's producer (many in flight), in each topic's format.
     pub async fn produce_events(&self, events: &[dispatch_ingest::event::DispatchEvent]) -> u64 {
         let config = self.config();
-        let codec = dispatch_ingest::decode::Codec::new(&config.stream_formats()).unwrap();
+        let codec = dispatch_ingest::decode::Codec::from_config(&config.topics).unwrap();
         let ids = std::collections::HashMap::new();
         dispatch_ingest::generate::produce(&config, &codec, &ids, events, |_| {})
             .await
@@ -454,7 +454,7 @@ impl TestEnv {
                 .unwrap();
             let mut headers = std::collections::BTreeMap::new();
             if let Some(h) = msg.headers() {
-                for x in dispatch_ingest::source::read_headers(h) {
+                for x in dispatch_ingest::kafka::read_headers(h) {
                     headers.insert(
                         x.key_lossy().into_owned(),
                         String::from_utf8_lossy(x.value.as_deref().unwrap_or_default())
