@@ -186,7 +186,7 @@ pub async fn run_with_fault(
             pending,
         });
     }
-    let mut codec = Codec::new(&config.stream_formats())?;
+    let mut codec = Codec::new(&config.stream_formats())?.with_limits(config.decode_limits());
     if let Some(settings) = config.registry_settings() {
         codec = codec.with_registry(Arc::new(RegistryClient::new(settings)));
     }
