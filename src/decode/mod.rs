@@ -212,9 +212,55 @@ pub fn writer_schema_problem(writer: &Schema, reader: &Schema, max_depth: usize)
     if let Err(reason) = walk(writer, 1, max_depth, &mut HashMap::new(), &mut Vec::new()) {
         return Some(reason);
     }
-    SchemaCompatibility::can_read(writer, reader)
+    // apache-avro's check wants every writer symbol in the reader's enum; resolution maps an
+    // unknown symbol to the reader enum's default, so symbols of such enums are left out first.
+    let mut defaults = HashMap::new();
+    enums_with_default(reader, &mut defaults);
+    let mut writer = writer.clone();
+    keep_reader_symbols(&mut writer, &defaults);
+    SchemaCompatibility::can_read(&writer, reader)
         .err()
         .map(|e| format!("it does not resolve against the reader schema: {e}"))
+}
+
+/// The enums of `schema` that have a default, by name, with their symbols.
+fn enums_with_default<'a>(schema: &'a Schema, out: &mut HashMap<Name, &'a [String]>) {
+    match schema {
+        Schema::Enum(e) if e.default.is_some() => {
+            out.insert(e.name.clone(), &e.symbols);
+        }
+        Schema::Record(r) => r
+            .fields
+            .iter()
+            .for_each(|f| enums_with_default(&f.schema, out)),
+        Schema::Union(u) => u.variants().iter().for_each(|v| enums_with_default(v, out)),
+        _ => {}
+    }
+}
+
+/// Drop the symbols a reader enum with a default lacks from the writer's enum of that name.
+fn keep_reader_symbols(schema: &mut Schema, reader_enums: &HashMap<Name, &[String]>) {
+    match schema {
+        Schema::Enum(e) => {
+            if let Some(symbols) = reader_enums.get(&e.name) {
+                e.symbols.retain(|s| symbols.contains(s));
+            }
+        }
+        Schema::Record(r) => r
+            .fields
+            .iter_mut()
+            .for_each(|f| keep_reader_symbols(&mut f.schema, reader_enums)),
+        Schema::Union(u) => {
+            let mut variants = u.variants().to_vec();
+            variants
+                .iter_mut()
+                .for_each(|v| keep_reader_symbols(v, reader_enums));
+            if let Ok(rebuilt) = UnionSchema::new(variants) {
+                *u = rebuilt;
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Schemas for one stream: what the producer wrote with, and what we read as.
