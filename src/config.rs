@@ -100,6 +100,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub topics: TopicsConfig,
     pub schema_registry: SchemaRegistryConfig,
+    pub decode: DecodeConfig,
     pub enrich: EnrichConfig,
     pub clickhouse: ClickHouseConfig,
     pub batch: BatchConfig,
@@ -283,6 +284,30 @@ impl Default for SchemaRegistryConfig {
             timeout_ms: 5_000,
             retries: 2,
             ca_file: String::new(),
+        }
+    }
+}
+
+/// Bounds on decoding one record (see `decode::DecodeLimits`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeConfig {
+    /// Larger messages are dead-lettered without being decoded.
+    pub max_record_bytes: usize,
+    /// Deepest nesting a writer schema from the registry may have.
+    pub max_schema_depth: usize,
+    /// apache-avro's limit on one allocation (a string's length, a block's item count); at
+    /// least max_record_bytes.
+    pub max_allocation_bytes: usize,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        let d = crate::decode::DecodeLimits::default();
+        DecodeConfig {
+            max_record_bytes: d.max_record_bytes,
+            max_schema_depth: d.max_schema_depth,
+            max_allocation_bytes: d.max_allocation_bytes,
         }
     }
 }
@@ -807,6 +832,31 @@ impl Config {
                 format!(
                     "need 0 < retry_initial_ms ({}) <= retry_max_ms",
                     c.retry_initial_ms
+                ),
+            ));
+        }
+        let d = &self.decode;
+        if d.max_record_bytes < 1024 {
+            return Err(invalid(
+                "decode.max_record_bytes",
+                d.max_record_bytes,
+                "must be at least 1024",
+            ));
+        }
+        if !(2..=1000).contains(&d.max_schema_depth) {
+            return Err(invalid(
+                "decode.max_schema_depth",
+                d.max_schema_depth,
+                "must be between 2 and 1000",
+            ));
+        }
+        if d.max_allocation_bytes < d.max_record_bytes {
+            return Err(invalid(
+                "decode.max_allocation_bytes",
+                d.max_allocation_bytes,
+                format!(
+                    "must be at least decode.max_record_bytes ({})",
+                    d.max_record_bytes
                 ),
             ));
         }

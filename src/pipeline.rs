@@ -179,7 +179,8 @@ pub async fn run_with_fault(
             pending,
         });
     }
-    let mut codec = Codec::from_config(&config.topics)?;
+    let mut codec = Codec::from_config(&config.topics)?
+        .with_limits(crate::decode::DecodeLimits::from_config(&config.decode));
     if let Some(settings) = RegistrySettings::from_config(&config.schema_registry) {
         codec = codec.with_registry(Arc::new(RegistryClient::new(settings)));
     }

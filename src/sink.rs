@@ -131,12 +131,25 @@ pub enum SinkError {
         #[source]
         source: clickhouse::error::Error,
     },
-    #[error("migration {name}, statement {index}: {source}")]
+    #[error(
+        "migration {name}, statement {index} of {total} ({statement}) failed: {source}; {progress}"
+    )]
     Migration {
         name: String,
         index: usize,
+        total: usize,
+        /// The statement's first line.
+        statement: String,
+        /// What of this migration is applied, and where a rerun continues.
+        progress: String,
         #[source]
         source: clickhouse::error::Error,
+    },
+    #[error("the migration lock of database {database} ({database}.{MIGRATION_LOCK_TABLE}) is held by {holder} and was not released within {waited_secs} s; if no migrator is running any more (one was killed), drop that table and migrate again")]
+    MigrationLock {
+        database: String,
+        holder: String,
+        waited_secs: u64,
     },
     #[error("migration {name} (version {version}) was applied with checksum {applied} but the file now has {current}: migrations must not be edited once applied; add a new one")]
     EditedMigration {
@@ -344,6 +357,14 @@ struct AppliedMigration {
     checksum: String,
 }
 
+/// The table whose existence is the migration lock: `CREATE TABLE` without `IF NOT EXISTS`
+/// succeeds for exactly one of several concurrent migrators (18.16 has no transactions, and this
+/// needs none); the holder drops it when done. It names its holder.
+pub const MIGRATION_LOCK_TABLE: &str = "schema_migrations_lock";
+
+/// How long `migrate` waits for another migrator's lock before giving up.
+pub const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(300);
+
 #[derive(Debug, Row, Serialize)]
 struct MigrationRecord {
     version: u32,
@@ -530,26 +551,159 @@ impl Sink {
             .collect())
     }
 
-    /// Apply the migrations that are not yet recorded in `schema_migrations`, in order. Returns
-    /// the names applied now (empty when everything was applied before).
-    pub async fn migrate(&self) -> Result<Vec<&'static str>, SinkError> {
+    /// Create a bookkeeping table (`schema_migrations`, `schema_migration_steps`) if it is
+    /// missing; replicated in cluster mode. A concurrent migrator creating it too is fine.
+    async fn bookkeeping_table(&self, table: &str, columns: &str) -> Result<(), SinkError> {
         let db = &self.database;
-        let on_cluster = self.on_cluster();
         let engine = match &self.cluster {
             Some(_) => format!(
                 "ReplicatedMergeTree('{}', '{{replica}}')",
-                crate::cluster::replica_path(db, "schema_migrations")
+                crate::cluster::replica_path(db, table)
             ),
             None => "MergeTree()".to_string(),
         };
-        self.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}{on_cluster}"))
-            .await?;
+        let on_cluster = self.on_cluster();
         self.execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations{on_cluster} \
-             (version UInt32, name String, checksum String, applied_at DateTime('UTC')) \
+            "CREATE TABLE IF NOT EXISTS {db}.{table}{on_cluster} ({columns}) \
              ENGINE = {engine} ORDER BY version"
         ))
+        .await
+    }
+
+    /// Apply the migrations that are not yet recorded in `schema_migrations`, in order. Returns
+    /// the names applied now (empty when everything was applied before).
+    ///
+    /// Safe to run twice and concurrently (replicas starting at once, a migration job): the
+    /// migrations are applied under the lock ([`MIGRATION_LOCK_TABLE`]), and the holder reads
+    /// what is applied only once it has the lock, so no migration is applied twice and no two
+    /// interleave. Each statement is recorded in `schema_migration_steps` once it succeeded: a
+    /// migration that failed halfway continues after its last applied statement on the next run.
+    pub async fn migrate(&self) -> Result<Vec<&'static str>, SinkError> {
+        let db = &self.database;
+        let on_cluster = self.on_cluster();
+        self.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}{on_cluster}"))
+            .await?;
+        self.bookkeeping_table(
+            "schema_migrations",
+            "version UInt32, name String, checksum String, applied_at DateTime('UTC')",
+        )
         .await?;
+        self.bookkeeping_table(
+            "schema_migration_steps",
+            "version UInt32, statement UInt32, checksum String, applied_at DateTime('UTC')",
+        )
+        .await?;
+        let done = if self.pending_migrations().await?.is_empty() {
+            // Nothing to apply (migrations are only ever added): check checksums, no lock.
+            self.apply_pending().await?
+        } else {
+            self.lock_migrations(MIGRATION_LOCK_WAIT).await?;
+            let result = self.apply_pending().await;
+            let released = self
+                .execute(&format!("DROP TABLE IF EXISTS {db}.{MIGRATION_LOCK_TABLE}"))
+                .await;
+            let done = result?;
+            released?;
+            done
+        };
+        if self.deduplicates_inserts() && self.cluster.is_none() {
+            // Non-replicated MergeTree tables deduplicate inserts (by block hash or by
+            // insert_deduplication_token) only within this window; Replicated tables already
+            // keep one (replicated_deduplication_window). Not a migration: 18.16 has no such
+            // table setting, and the same migration files run on both.
+            self.execute(&format!(
+                "ALTER TABLE {db}.{EVENTS_TABLE} MODIFY SETTING non_replicated_deduplication_window = {DEDUP_WINDOW}"
+            ))
+            .await?;
+        }
+        Ok(done)
+    }
+
+    /// Take the migration lock: create [`MIGRATION_LOCK_TABLE`], waiting (up to `wait`) while
+    /// another migrator has it.
+    async fn lock_migrations(&self, wait: Duration) -> Result<(), SinkError> {
+        let db = &self.database;
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .unwrap_or_default();
+        let holder: String = format!("{} pid {}", host.trim(), std::process::id())
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || " .-_:".contains(*c))
+            .collect();
+        let started = std::time::Instant::now();
+        let mut logged = false;
+        loop {
+            let created = self
+                .execute(&format!(
+                    "CREATE TABLE {db}.{MIGRATION_LOCK_TABLE} \
+                     (holder String, claimed_at DateTime('UTC')) ENGINE = TinyLog"
+                ))
+                .await;
+            let err = match created {
+                Ok(()) => {
+                    self.execute(&format!(
+                        "INSERT INTO {db}.{MIGRATION_LOCK_TABLE} VALUES ('{holder}', now())"
+                    ))
+                    .await?;
+                    tracing::info!(%holder, "migration lock taken");
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            // Code 57: the table exists, another migrator holds the lock.
+            if !matches!(&err, SinkError::ClickHouse { source, .. } if error_code(&source.to_string()) == Some(57))
+            {
+                return Err(err);
+            }
+            let other = self.lock_holder().await;
+            if started.elapsed() >= wait {
+                return Err(SinkError::MigrationLock {
+                    database: db.clone(),
+                    holder: other,
+                    waited_secs: wait.as_secs(),
+                });
+            }
+            if !logged {
+                tracing::info!(holder = %other, "waiting for another migrator's lock");
+                logged = true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Who holds the migration lock, as it wrote itself into the lock table.
+    async fn lock_holder(&self) -> String {
+        let db = &self.database;
+        self.client
+            .query(&format!(
+                "SELECT concat(holder, ' since ', toString(claimed_at), ' UTC') \
+                 FROM {db}.{MIGRATION_LOCK_TABLE} LIMIT 1"
+            ))
+            .fetch_optional::<String>()
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "another migrator".to_string())
+    }
+
+    /// Statements (1-based) of migration `version` already applied with this checksum.
+    async fn applied_steps(&self, version: u32, sum: &str) -> Result<Vec<u32>, SinkError> {
+        let db = &self.database;
+        self.client
+            .query(&format!(
+                "SELECT DISTINCT statement FROM {db}.schema_migration_steps \
+                 WHERE version = {version} AND checksum = '{sum}' ORDER BY statement"
+            ))
+            .fetch_all()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Apply what `schema_migrations` does not list, statement by statement, skipping the
+    /// statements `schema_migration_steps` lists. Run under the lock (or with nothing pending).
+    async fn apply_pending(&self) -> Result<Vec<&'static str>, SinkError> {
+        let db = &self.database;
         let applied = self.applied().await?;
         let mut done = Vec::new();
         for m in MIGRATIONS {
@@ -565,18 +719,53 @@ impl Sink {
                 }
                 continue;
             }
-            for (index, stmt) in statements(m.sql, db).iter().enumerate() {
-                let stmt = match &self.cluster {
+            let steps = self.applied_steps(m.version, &sum).await?;
+            let statements = statements(m.sql, db);
+            for (i, stmt) in statements.iter().enumerate() {
+                let index = i as u32 + 1;
+                if steps.contains(&index) {
+                    tracing::info!(
+                        migration = m.name,
+                        statement = index,
+                        "statement applied before"
+                    );
+                    continue;
+                }
+                let sql = match &self.cluster {
                     Some(c) => crate::cluster::rewrite(stmt, c)?,
                     None => stmt.clone(),
                 };
-                self.client.query(&stmt).execute().await.map_err(|source| {
+                self.client.query(&sql).execute().await.map_err(|source| {
+                    let before: Vec<String> = (1..index)
+                        .map(|n| n.to_string())
+                        .collect();
                     SinkError::Migration {
                         name: m.name.into(),
-                        index: index + 1,
+                        index: index as usize,
+                        total: statements.len(),
+                        statement: stmt
+                            .lines()
+                            .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string(),
+                        progress: if before.is_empty() {
+                            "no statement of this migration was applied".to_string()
+                        } else {
+                            format!(
+                                "statements {} of this migration are applied and recorded in \
+                                 {db}.schema_migration_steps; migrate continues at statement {index}",
+                                before.join(", ")
+                            )
+                        },
                         source,
                     }
                 })?;
+                self.execute(&format!(
+                    "INSERT INTO {db}.schema_migration_steps VALUES ({}, {index}, '{sum}', now())",
+                    m.version
+                ))
+                .await?;
             }
             let mut insert = self
                 .db_client
@@ -597,16 +786,6 @@ impl Sink {
             // The schema version changed: the next insert validates against the new tables.
             self.db_client.clear_cached_metadata().await;
             done.push(m.name);
-        }
-        if self.deduplicates_inserts() && self.cluster.is_none() {
-            // Non-replicated MergeTree tables deduplicate inserts (by block hash or by
-            // insert_deduplication_token) only within this window; Replicated tables already
-            // keep one (replicated_deduplication_window). Not a migration: 18.16 has no such
-            // table setting, and the same migration files run on both.
-            self.execute(&format!(
-                "ALTER TABLE {db}.{EVENTS_TABLE} MODIFY SETTING non_replicated_deduplication_window = {DEDUP_WINDOW}"
-            ))
-            .await?;
         }
         Ok(done)
     }

@@ -230,6 +230,12 @@ fn newer_writer_schema_decodes_added_field_removed_field_and_new_symbol() {
 
     let codec = Codec::bundled(WireFormat::Avro);
     let ev = codec.decode_avro(Stream::Call, &v2, &bytes, NOW).unwrap();
+    // The same schema from the registry is inside the stream's contract: the new symbol maps to
+    // the reader enum's default, which apache-avro's compatibility check alone does not allow.
+    let registered = Codec::bundled(WireFormat::AvroConfluent)
+        .decode_registered(Stream::Call, 7, &v2, &bytes, NOW)
+        .unwrap();
+    assert_eq!(registered, ev);
     match ev.payload {
         Payload::Call {
             urgency,
@@ -330,5 +336,178 @@ fn every_truncation_is_malformed_never_silently_null() {
                 "{format} cut {cut}: {err}"
             );
         }
+    }
+}
+
+// Writer schemas from the registry (issue #10, defect 4): the id in a Confluent frame picks any
+// registered schema, so a schema outside the stream's contract is refused, with the stream, the id
+// and the reason, before a byte is decoded with it. Before, apache-avro decoded with it: an array
+// block of a nullable union claiming 400 million items made it reserve ~20 GB up front.
+
+/// Avro's zig-zag varint of a long.
+fn varint(n: i64) -> Vec<u8> {
+    let mut z = ((n << 1) ^ (n >> 63)) as u64;
+    let mut out = Vec::new();
+    loop {
+        let b = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(b);
+            return out;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Peak virtual memory of this process, in KiB.
+fn vm_peak_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmPeak:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn foreign_reason(e: DecodeError, stream: Stream, id: u32) -> String {
+    match e {
+        DecodeError::ForeignWriterSchema {
+            stream: s,
+            id: i,
+            ref reason,
+        } if s == stream && i == id => {
+            let shown = e.to_string();
+            assert!(
+                shown.contains(&format!("id {id}")) && shown.contains(stream.name()),
+                "{shown}"
+            );
+            assert_eq!(e.kind(), "foreign_writer_schema");
+            reason.clone()
+        }
+        other => panic!("expected a foreign writer schema error for {stream} id {id}: {other:?}"),
+    }
+}
+
+#[test]
+fn an_array_block_claiming_millions_of_items_is_refused_with_bounded_memory() {
+    let codec = Codec::bundled(WireFormat::AvroConfluent);
+    let before = vm_peak_kib();
+    // Six bytes: a block of 400 million items, then one null branch.
+    let mut datum = varint(400_000_000);
+    datum.push(0);
+    assert_eq!(datum.len(), 6);
+    let top =
+        apache_avro::Schema::parse_str(r#"{"type":"array","items":["null","long"]}"#).unwrap();
+    let e = codec
+        .decode_registered(Stream::Call, 71, &top, &datum, NOW)
+        .unwrap_err();
+    assert!(foreign_reason(e, Stream::Call, 71).contains("array"));
+    // The stream's own record with such an array as an extra field (which resolution would skip,
+    // after decoding it).
+    let mut schema: serde_json::Value = serde_json::from_str(Stream::Call.schema_json()).unwrap();
+    schema["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "name": "extra", "type": {"type": "array", "items": ["null", "long"]}, "default": []
+        }));
+    let record = apache_avro::Schema::parse_str(&schema.to_string()).unwrap();
+    let ev = call("A1", "GM0363");
+    let mut bytes = Codec::bundled(WireFormat::Avro).encode_with_id(&ev, 0);
+    bytes.extend(&datum);
+    let e = codec
+        .decode_registered(Stream::Call, 72, &record, &bytes, NOW)
+        .unwrap_err();
+    assert!(foreign_reason(e, Stream::Call, 72).contains("array"));
+    let map =
+        apache_avro::Schema::parse_str(r#"{"type":"map","values":["null","string"]}"#).unwrap();
+    let e = codec
+        .decode_registered(Stream::Call, 73, &map, &datum, NOW)
+        .unwrap_err();
+    assert!(foreign_reason(e, Stream::Call, 73).contains("map"));
+    let grown_mib = (vm_peak_kib() - before) / 1024;
+    assert!(
+        grown_mib < 512,
+        "peak virtual memory grew by {grown_mib} MiB"
+    );
+}
+
+#[test]
+fn recursive_and_deeply_nested_writer_schemas_are_refused() {
+    let codec = Codec::bundled(WireFormat::AvroConfluent);
+    let recursive = apache_avro::Schema::parse_str(
+        r#"{"type":"record","name":"Node","fields":[{"name":"next","type":["null","Node"]}]}"#,
+    )
+    .unwrap();
+    // A chain of 40 nested unions of one branch each, however short the datum.
+    let e = codec
+        .decode_registered(Stream::Alert, 81, &recursive, &[2; 40], NOW)
+        .unwrap_err();
+    assert!(foreign_reason(e, Stream::Alert, 81).contains("recursive"));
+    let mut deep =
+        String::from(r#"{"type":"record","name":"R0","fields":[{"name":"f","type":"long"}]}"#);
+    for i in 1..40 {
+        deep =
+            format!(r#"{{"type":"record","name":"R{i}","fields":[{{"name":"f","type":{deep}}}]}}"#);
+    }
+    let deep = apache_avro::Schema::parse_str(&deep).unwrap();
+    let e = codec
+        .decode_registered(Stream::Alert, 82, &deep, &[0; 8], NOW)
+        .unwrap_err();
+    assert!(foreign_reason(e, Stream::Alert, 82).contains("deeper than 32"));
+}
+
+#[test]
+fn a_writer_schema_that_does_not_resolve_is_refused_and_an_older_one_decodes() {
+    let codec = Codec::bundled(WireFormat::AvroConfluent);
+    // The call schema with municipality_code as a long: not readable as the reader's string.
+    let mut schema: serde_json::Value = serde_json::from_str(Stream::Call.schema_json()).unwrap();
+    for f in schema["fields"].as_array_mut().unwrap() {
+        if f["name"] == "municipality_code" {
+            f["type"] = serde_json::json!("long");
+        }
+    }
+    let foreign = apache_avro::Schema::parse_str(&schema.to_string()).unwrap();
+    let e = codec
+        .decode_registered(Stream::Call, 91, &foreign, &[0; 40], NOW)
+        .unwrap_err();
+    let reason = foreign_reason(e, Stream::Call, 91);
+    assert!(reason.contains("does not resolve"), "{reason}");
+    // The verdict is kept per id: the same answer without checking again.
+    let again = codec
+        .decode_registered(Stream::Call, 91, &foreign, &[], NOW)
+        .unwrap_err();
+    assert_eq!(foreign_reason(again, Stream::Call, 91), reason);
+    // An older schema of the stream is inside the contract and decodes with reader defaults.
+    use apache_avro::types::Value;
+    let v0 = fixture("call_received.v0.avsc");
+    let mut fields = envelope_values();
+    fields.push(("urgency", Value::Enum(1, "A1".into())));
+    fields.push(("municipality_code", Value::String("GM0363".into())));
+    let bytes = write_with(&v0, fields);
+    let ev = codec
+        .decode_registered(Stream::Call, 92, &v0, &bytes, NOW)
+        .unwrap();
+    assert_eq!(ev.stream(), Stream::Call);
+}
+
+#[test]
+fn a_record_over_the_size_limit_is_refused_undecoded() {
+    let limits = dispatch_ingest::decode::DecodeLimits {
+        max_record_bytes: 1024,
+        ..Default::default()
+    };
+    for format in [
+        WireFormat::Avro,
+        WireFormat::Json,
+        WireFormat::AvroConfluent,
+    ] {
+        let codec = Codec::bundled(format).with_limits(limits);
+        let mut ev = call("A1", "GM0363");
+        ev.envelope.incident_id = "I".repeat(2000);
+        let bytes = codec.encode_with_id(&ev, 1);
+        let e = codec.decode_local(Stream::Call, &bytes, NOW).unwrap_err();
+        assert!(
+            matches!(e, DecodeError::RecordTooLarge { limit: 1024, .. }),
+            "{format}: {e:?}"
+        );
+        assert_eq!(e.kind(), "record_too_large");
     }
 }

@@ -58,10 +58,12 @@ GRANT dispatch_ingest_writer TO dispatch_ingest
 CREATE ROLE IF NOT EXISTS dispatch_ingest_migrator
 -- statement-break
 -- Migrations create the database and its tables and views, alter tables (0002), backfill with
--- INSERT ... SELECT (0003, 0004) and record themselves in schema_migrations.
+-- INSERT ... SELECT (0003, 0004) and record themselves in schema_migrations and
+-- schema_migration_steps. Concurrent migrators take turns by creating and dropping the table
+-- schema_migrations_lock (DROP TABLE is for that table).
 GRANT CREATE DATABASE ON {db}.* TO dispatch_ingest_migrator
 -- statement-break
-GRANT CREATE TABLE, CREATE VIEW, ALTER TABLE, ALTER VIEW, INSERT, SELECT, SHOW ON {db}.* TO dispatch_ingest_migrator
+GRANT CREATE TABLE, CREATE VIEW, ALTER TABLE, ALTER VIEW, DROP TABLE, INSERT, SELECT, SHOW ON {db}.* TO dispatch_ingest_migrator
 -- statement-break
 CREATE USER IF NOT EXISTS dispatch_ingest_migrate IDENTIFIED WITH sha256_password BY '{migrator_password}' DEFAULT ROLE dispatch_ingest_migrator
 -- statement-break

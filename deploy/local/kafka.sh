@@ -13,9 +13,11 @@
 #   KAFKA_SASL_USER / KAFKA_SASL_PASSWORD  the one client user, known to all three mechanisms:
 #                        PLAIN through the listener's JAAS config, SCRAM through credentials added
 #                        when the storage is formatted (so set them before the first `up`).
-set -euo pipefail
+set -Eeuo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/env.sh"
+# A command that fails outside a condition ends the script (set -e): say which one.
+trap 'log "kafka.sh: \"$BASH_COMMAND\" failed with exit code $? (line $LINENO)"' ERR
 
 libs="$CACHE_DIR/kafka/libs"
 dir="$STATE_DIR/kafka"
@@ -183,7 +185,7 @@ status() {
 case "${1:-}" in
     up) up ;;
     down) shift; down "$@" ;;
-    status) status ;;
+    status) status || exit $? ;;
     topics) fetch_jars; create_topics ;;
     *) echo "usage: $0 up|down [--purge]|status|topics" >&2; exit 2 ;;
 esac

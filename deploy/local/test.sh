@@ -56,7 +56,7 @@ corpus="$STATE_DIR/fuzz-corpus/decode"
 mkdir -p "$corpus"
 cp fuzz/seeds/decode/* "$corpus/"
 fuzz_log="$STATE_DIR/fuzz-decode.log"
-if cargo +nightly fuzz run decode "$corpus" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 >"$fuzz_log" 2>&1; then
+if cargo +nightly fuzz run decode "$corpus" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -malloc_limit_mb=64 >"$fuzz_log" 2>&1; then
     grep -E "^Done [0-9]+ runs" "$fuzz_log" | sed 's/^/fuzz decode: /'
 else
     tail -n 60 "$fuzz_log"

@@ -17,7 +17,8 @@ pub mod registry;
 
 use std::collections::HashMap;
 
-use apache_avro::schema::{RecordSchema, Schema, UnionSchema};
+use apache_avro::schema::{Name, RecordSchema, Schema, UnionSchema};
+use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::types::Value;
 use uuid::Uuid;
 
@@ -56,6 +57,14 @@ pub enum DecodeError {
     UnknownSchemaId(u32),
     #[error("writer schema id {id} is unusable: {message}")]
     BadWriterSchema { id: u32, message: String },
+    #[error("writer schema id {id} is outside the contract of stream {stream}: {reason}")]
+    ForeignWriterSchema {
+        stream: Stream,
+        id: u32,
+        reason: String,
+    },
+    #[error("record of {bytes} bytes is larger than decode.max_record_bytes ({limit})")]
+    RecordTooLarge { bytes: usize, limit: usize },
 }
 
 /// Why [`Codec::decode`] gave no event: the record is bad (dead-letter it), or the schema
@@ -81,6 +90,8 @@ impl DecodeError {
             DecodeError::TooShort(_) => "truncated_frame",
             DecodeError::UnknownSchemaId(_) => "unknown_schema_id",
             DecodeError::BadWriterSchema { .. } => "bad_writer_schema",
+            DecodeError::ForeignWriterSchema { .. } => "foreign_writer_schema",
+            DecodeError::RecordTooLarge { .. } => "record_too_large",
         }
     }
 }
@@ -98,6 +109,150 @@ pub struct RecordError {
 pub const MIN_OCCURRED_AT_MS: i64 = 946_684_800_000;
 /// How far in the future `occurred_at` may be.
 pub const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
+
+/// What one record and one writer schema may cost to decode (config section `[decode]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Larger messages are dead-lettered undecoded.
+    pub max_record_bytes: usize,
+    /// Deepest nesting (records, unions, named references) a registry schema may have.
+    pub max_schema_depth: usize,
+    /// apache-avro's limit on one allocation (a string's or a block's length); process-wide.
+    pub max_allocation_bytes: usize,
+}
+
+impl DecodeLimits {
+    /// The limits of the `[decode]` config section.
+    pub fn from_config(c: &crate::config::DecodeConfig) -> DecodeLimits {
+        DecodeLimits {
+            max_record_bytes: c.max_record_bytes,
+            max_schema_depth: c.max_schema_depth,
+            max_allocation_bytes: c.max_allocation_bytes,
+        }
+    }
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_record_bytes: 1024 * 1024,
+            max_schema_depth: 32,
+            max_allocation_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why a writer schema from the registry is not accepted for a stream, checked once per
+/// (stream, id) before any datum is decoded with it: nesting deeper than the limit, a recursive
+/// named type, an array or a map (none is in any stream's contract, and their block counts let a
+/// few bytes claim millions of items, which apache-avro reserves up front), or a schema that does
+/// not resolve against the stream's reader schema.
+pub fn writer_schema_problem(writer: &Schema, reader: &Schema, max_depth: usize) -> Option<String> {
+    fn walk<'a>(
+        schema: &'a Schema,
+        depth: usize,
+        max_depth: usize,
+        named: &mut HashMap<Name, &'a Schema>,
+        enclosing: &mut Vec<Name>,
+    ) -> Result<(), String> {
+        if depth > max_depth {
+            return Err(format!("nested deeper than {max_depth} levels"));
+        }
+        match schema {
+            Schema::Array(_) | Schema::Map(_) => Err(format!(
+                "it has {}, which no stream's contract has",
+                if matches!(schema, Schema::Array(_)) {
+                    "an array"
+                } else {
+                    "a map"
+                }
+            )),
+            Schema::Ref { name } => {
+                if enclosing.contains(name) {
+                    return Err(format!("type {} is recursive", name.fullname(None)));
+                }
+                let target = *named
+                    .get(name)
+                    .ok_or_else(|| format!("type {} is not defined", name.fullname(None)))?;
+                walk(target, depth + 1, max_depth, named, enclosing)
+            }
+            Schema::Record(r) => {
+                named.insert(r.name.clone(), schema);
+                enclosing.push(r.name.clone());
+                for f in &r.fields {
+                    walk(&f.schema, depth + 1, max_depth, named, enclosing)?;
+                }
+                enclosing.pop();
+                Ok(())
+            }
+            Schema::Enum(e) => {
+                named.insert(e.name.clone(), schema);
+                Ok(())
+            }
+            Schema::Fixed(f) => {
+                named.insert(f.name.clone(), schema);
+                Ok(())
+            }
+            Schema::Union(u) => u
+                .variants()
+                .iter()
+                .try_for_each(|v| walk(v, depth + 1, max_depth, named, enclosing)),
+            _ => Ok(()),
+        }
+    }
+    if let Err(reason) = walk(writer, 1, max_depth, &mut HashMap::new(), &mut Vec::new()) {
+        return Some(reason);
+    }
+    // apache-avro's check wants every writer symbol in the reader's enum; resolution maps an
+    // unknown symbol to the reader enum's default, so symbols of such enums are left out first.
+    let mut defaults = HashMap::new();
+    enums_with_default(reader, &mut defaults);
+    let mut writer = writer.clone();
+    keep_reader_symbols(&mut writer, &defaults);
+    SchemaCompatibility::can_read(&writer, reader)
+        .err()
+        .map(|e| format!("it does not resolve against the reader schema: {e}"))
+}
+
+/// The enums of `schema` that have a default, by name, with their symbols.
+fn enums_with_default<'a>(schema: &'a Schema, out: &mut HashMap<Name, &'a [String]>) {
+    match schema {
+        Schema::Enum(e) if e.default.is_some() => {
+            out.insert(e.name.clone(), &e.symbols);
+        }
+        Schema::Record(r) => r
+            .fields
+            .iter()
+            .for_each(|f| enums_with_default(&f.schema, out)),
+        Schema::Union(u) => u.variants().iter().for_each(|v| enums_with_default(v, out)),
+        _ => {}
+    }
+}
+
+/// Drop the symbols a reader enum with a default lacks from the writer's enum of that name.
+fn keep_reader_symbols(schema: &mut Schema, reader_enums: &HashMap<Name, &[String]>) {
+    match schema {
+        Schema::Enum(e) => {
+            if let Some(symbols) = reader_enums.get(&e.name) {
+                e.symbols.retain(|s| symbols.contains(s));
+            }
+        }
+        Schema::Record(r) => r
+            .fields
+            .iter_mut()
+            .for_each(|f| keep_reader_symbols(&mut f.schema, reader_enums)),
+        Schema::Union(u) => {
+            let mut variants = u.variants().to_vec();
+            variants
+                .iter_mut()
+                .for_each(|v| keep_reader_symbols(v, reader_enums));
+            if let Ok(rebuilt) = UnionSchema::new(variants) {
+                *u = rebuilt;
+            }
+        }
+        _ => {}
+    }
+}
 
 /// Schemas for one stream: what the producer wrote with, and what we read as.
 #[derive(Debug)]
@@ -164,9 +319,10 @@ pub fn confluent_header(bytes: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
 pub struct Codec {
     streams: HashMap<Stream, StreamSchemas>,
     registry: Option<std::sync::Arc<RegistryClient>>,
-    /// Per (stream, registry id): is that writer schema the bundled reader schema? Then the
-    /// datum is decoded without resolution.
-    registry_same: std::sync::Mutex<HashMap<(Stream, u32), bool>>,
+    /// Per (stream, registry id): is that writer schema the bundled reader schema (then the
+    /// datum is decoded without resolution), or why it is not accepted for the stream.
+    registry_same: std::sync::Mutex<HashMap<(Stream, u32), Result<bool, String>>>,
+    limits: DecodeLimits,
 }
 
 impl std::fmt::Debug for Codec {
@@ -242,7 +398,23 @@ impl Codec {
             streams,
             registry: None,
             registry_same: std::sync::Mutex::new(HashMap::new()),
+            limits: DecodeLimits::default(),
         })
+    }
+
+    /// Apply these limits. apache-avro's allocation limit is process-wide and can be set only
+    /// once: the first codec to set it wins, a later different value is reported.
+    pub fn with_limits(mut self, limits: DecodeLimits) -> Codec {
+        let effective = apache_avro::util::max_allocation_bytes(limits.max_allocation_bytes);
+        if effective != limits.max_allocation_bytes {
+            tracing::warn!(
+                effective,
+                configured = limits.max_allocation_bytes,
+                "apache-avro's allocation limit was already set in this process"
+            );
+        }
+        self.limits = limits;
+        self
     }
 
     /// Use this registry for Confluent-framed topics.
@@ -287,19 +459,54 @@ impl Codec {
             }
             other => DecodeFailure::Registry(other),
         })?;
+        Ok((
+            self.decode_registered(stream, id, &writer, datum, now_ms)?,
+            Some(id),
+        ))
+    }
+
+    /// Decode a Confluent datum written with the registry's schema `id` (`writer`): the schema
+    /// must be within the stream's contract ([`writer_schema_problem`], checked once per id)
+    /// before any byte is decoded with it.
+    pub fn decode_registered(
+        &self,
+        stream: Stream,
+        id: u32,
+        writer: &Schema,
+        datum: &[u8],
+        now_ms: i64,
+    ) -> Result<DispatchEvent, DecodeError> {
         let schemas = self.schemas(stream);
-        let same = *self
+        let same = self
             .registry_same
             .lock()
             .expect("lock")
             .entry((stream, id))
             .or_insert_with(|| {
-                schemas.same && writer.canonical_form() == schemas.reader.canonical_form()
-            });
+                if schemas.same && writer.canonical_form() == schemas.reader.canonical_form() {
+                    return Ok(true);
+                }
+                match writer_schema_problem(writer, &schemas.reader, self.limits.max_schema_depth) {
+                    Some(reason) => Err(reason),
+                    None => Ok(false),
+                }
+            })
+            .clone()
+            .map_err(|reason| DecodeError::ForeignWriterSchema { stream, id, reason })?;
         // The configured writer is the bundled schema for Confluent topics (config validation),
         // so passing it selects the resolution-free path when the registry's schema is that one.
-        let writer: &Schema = if same { &schemas.writer } else { &writer };
-        Ok((self.decode_avro(stream, writer, datum, now_ms)?, Some(id)))
+        let writer: &Schema = if same { &schemas.writer } else { writer };
+        self.decode_avro(stream, writer, datum, now_ms)
+    }
+
+    fn check_size(&self, bytes: &[u8]) -> Result<(), DecodeError> {
+        if bytes.len() > self.limits.max_record_bytes {
+            return Err(DecodeError::RecordTooLarge {
+                bytes: bytes.len(),
+                limit: self.limits.max_record_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// Decode an Avro datum written with `writer`, resolved against the bundled reader schema.
@@ -310,6 +517,7 @@ impl Codec {
         datum: &[u8],
         now_ms: i64,
     ) -> Result<DispatchEvent, DecodeError> {
+        self.check_size(datum)?;
         let schemas = self.schemas(stream);
         // Resolution costs more than decoding; skip it when the writer is the reader schema.
         let reader = if std::ptr::eq(writer, &schemas.writer) && schemas.same {
@@ -357,6 +565,7 @@ impl Codec {
                 return self.decode_avro(stream, &schemas.writer, datum, now_ms);
             }
             WireFormat::Json => {
+                self.check_size(bytes)?;
                 let json: serde_json::Value = serde_json::from_slice(bytes)
                     .map_err(|e| DecodeError::MalformedJson(e.to_string()))?;
                 json_to_avro(&json, &schemas.reader, "")?

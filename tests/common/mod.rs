@@ -244,6 +244,11 @@ impl TestEnv {
         v
     }
 
+    /// `dispatch-ingest ARGS` with this environment, not started.
+    pub fn cli(&self, args: &[&str]) -> Command {
+        self.command(0, args)
+    }
+
     fn command(&self, metrics_port: u16, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispatch-ingest"));
         cmd.args(args)
