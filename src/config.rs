@@ -303,11 +303,10 @@ pub struct DecodeConfig {
 
 impl Default for DecodeConfig {
     fn default() -> Self {
-        let d = crate::decode::DecodeLimits::default();
         DecodeConfig {
-            max_record_bytes: d.max_record_bytes,
-            max_schema_depth: d.max_schema_depth,
-            max_allocation_bytes: d.max_allocation_bytes,
+            max_record_bytes: 1024 * 1024,
+            max_schema_depth: 32,
+            max_allocation_bytes: 8 * 1024 * 1024,
         }
     }
 }

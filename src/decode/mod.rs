@@ -133,12 +133,9 @@ impl DecodeLimits {
 }
 
 impl Default for DecodeLimits {
+    /// The defaults of the `[decode]` config section.
     fn default() -> Self {
-        DecodeLimits {
-            max_record_bytes: 1024 * 1024,
-            max_schema_depth: 32,
-            max_allocation_bytes: 8 * 1024 * 1024,
-        }
+        DecodeLimits::from_config(&crate::config::DecodeConfig::default())
     }
 }
 
