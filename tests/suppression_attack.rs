@@ -247,6 +247,19 @@ fn assert_safe(report: &AttackReport, what: &str) {
     );
 }
 
+/// Some municipality cells are published: the suppression finished within its time budget
+/// rather than falling back to publishing nothing below the regions.
+fn assert_not_fallback(cells: &[Cell], what: &str) {
+    let published = cells
+        .iter()
+        .filter(|c| matches!(c.area, Area::Municipality { .. }) && c.suppressed.is_none())
+        .count();
+    assert!(
+        published > 1000,
+        "{what}: only {published} municipality cells published"
+    );
+}
+
 #[test]
 fn national_year_attack_pins_no_suppressed_cell() {
     let Year {
@@ -308,6 +321,7 @@ fn national_year_attack_pins_no_suppressed_cell() {
         t.elapsed()
     );
     assert_eq!(report.findings.len(), primary + complementary);
+    assert_not_fallback(published, "2025");
     assert_safe(&report, "complementary suppression");
 }
 
@@ -352,6 +366,7 @@ fn next_year_does_not_unlock_suppressed_cells() {
     let year = year_2025();
     let times26 = generate(&year.munis, 2026, 12);
     let next = suppress(&cells(&year.munis, 2026, &times26), &params(), 900, None);
+    assert_not_fallback(&next, "2026");
     let report = attack_publications(
         &[&year.published, &next],
         None,
@@ -399,6 +414,7 @@ fn late_events_do_not_unlock_suppressed_cells() {
     // Some of the moved cells are suppressed ones (the interesting case).
     assert!(moved.iter().any(|&i| first[i].suppressed.is_some()));
     let second = suppress(&stats2, &params(), 900, Some(first));
+    assert_not_fallback(&second, "re-run");
     for (a, b) in first.iter().zip(&second) {
         if a.suppressed.is_some() {
             assert!(
