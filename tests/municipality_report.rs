@@ -378,7 +378,9 @@ async fn published_report_equals_the_figures_computed_from_the_generated_year() 
             }
             let reason = r["suppression_reason"].as_str().unwrap_or_default();
             assert!(
-                reason == "too_few_deployments" || reason == "complementary",
+                reason == "too_few_deployments"
+                    || reason == "complementary"
+                    || reason == "suppressed",
                 "{key:?}: reason {reason:?}"
             );
             assert!(!r["suppression_reason_nl"].is_null());

@@ -8,8 +8,10 @@
 //! means and shares are full-precision `f64` (JSON, ClickHouse `Float64`), so the attacker
 //! recovers `w` and `s` of a published cell exactly (rounded to the nearest integer, which they
 //! are); a rendering that rounds them only removes information. The attacker also knows the
-//! bounds: a primary-suppressed cell (its reason says "fewer than k") has `0 <= n <= k-1`, a
-//! complementary one `n >= k`; `0 <= w <= n`; `n * min_seconds <= s <= n * max_seconds`.
+//! bounds the reasons tell: a cell published as `TooFewDeployments` ("fewer than k", primary-only
+//! publications) has `0 <= n <= k-1`, a `Complementary` one `n >= k`, a `Suppressed` one (the
+//! single reason of complementary suppression) only `n >= 0`; and `0 <= w <= n`,
+//! `n * min_seconds <= s <= n * max_seconds`.
 //!
 //! For every suppressed cell the attacker solves linear programs (pure Rust, `good_lp` with
 //! `microlp`) for the smallest and largest value of each quantity consistent with everything
@@ -49,7 +51,7 @@ const SCALE: [f64; 3] = [1.0, 1.0, 60.0];
 /// What the attacker assumes and what counts as protected.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttackParams {
-    /// The minimum count `k` (a primary-suppressed cell has `n <= k - 1`, a complementary one
+    /// The minimum count `k` (a `TooFewDeployments` cell has `n <= k - 1`, a `Complementary` one
     /// `n >= k`).
     pub min_deployments: u64,
     /// Plausible response time bounds per deployment, known to the attacker (seconds).
@@ -165,6 +167,8 @@ pub enum AttackError {
     Inconsistent { cells: String },
     #[error("the attack ran out of its time budget")]
     OutOfTime,
+    #[error("suppression cannot protect {cells}: every cell related to it is suppressed already")]
+    Unprotectable { cells: String },
     #[error("linear program failed around {cells}: {message}")]
     Solver { cells: String, message: String },
     #[error("publication {publication} cell {cell} ({label}): {message}")]
@@ -261,6 +265,10 @@ pub(crate) fn publications_system(
                 },
                 (Some(SuppressionReason::Complementary), _) => CellVar::Unknown {
                     n_lo: k,
+                    n_hi: f64::INFINITY,
+                },
+                (Some(SuppressionReason::Suppressed), _) => CellVar::Unknown {
+                    n_lo: 0.0,
                     n_hi: f64::INFINITY,
                 },
                 (None, Some(n)) => {

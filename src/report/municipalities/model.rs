@@ -92,6 +92,10 @@ pub enum SuppressionReason {
     /// other urgency, the year minus its other quarters, or means and shares times counts), so this
     /// cell is suppressed too.
     Complementary,
+    /// Suppressed by complementary suppression, whatever the cell's count: fewer than the
+    /// minimum, or to prevent derivation. One reason for both, so that the reason itself tells
+    /// an attacker nothing about the count (docs/suppression.md, "The published reason").
+    Suppressed,
 }
 
 impl SuppressionReason {
@@ -100,6 +104,7 @@ impl SuppressionReason {
         match self {
             SuppressionReason::TooFewDeployments => "te weinig inzetten",
             SuppressionReason::Complementary => "afgeschermd om afleiding te voorkomen",
+            SuppressionReason::Suppressed => "te weinig inzetten of om afleiding te voorkomen",
         }
     }
 }

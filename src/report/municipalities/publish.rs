@@ -66,6 +66,7 @@ pub fn reason_code(r: SuppressionReason) -> &'static str {
     match r {
         SuppressionReason::TooFewDeployments => "too_few_deployments",
         SuppressionReason::Complementary => "complementary",
+        SuppressionReason::Suppressed => "suppressed",
     }
 }
 
@@ -73,6 +74,7 @@ fn reason_from_code(s: &str) -> Option<SuppressionReason> {
     match s {
         "too_few_deployments" => Some(SuppressionReason::TooFewDeployments),
         "complementary" => Some(SuppressionReason::Complementary),
+        "suppressed" => Some(SuppressionReason::Suppressed),
         _ => None,
     }
 }

@@ -154,13 +154,13 @@ pub fn suppress_with(
                 budget_seconds = SUPPRESSION_TIME_BUDGET.as_secs(),
                 "complementary suppression did not finish within its time budget; suppressing every municipality cell"
             );
-            fallback_plan(cells, params)
+            fallback_plan(cells, params, previous)
         }
         Err(e) => {
             // Cannot happen with consistent statistics (the true values satisfy every
             // relation); if it does, publish nothing below the regions rather than risk it.
             tracing::error!(error = %e, "complementary suppression failed; suppressing every municipality cell");
-            fallback_plan(cells, params)
+            fallback_plan(cells, params, previous)
         }
     };
     cells
@@ -183,15 +183,13 @@ pub struct Plan {
     pub programs: usize,
 }
 
-/// The reason of a suppressed cell follows from its current count, so that the bounds the
-/// attacker reads from it are true: fewer than k is primary, otherwise complementary (also for a
-/// cell kept suppressed from `previous`).
-fn reason_for(n: u64, k: u64) -> SuppressionReason {
-    if n < k {
-        SuppressionReason::TooFewDeployments
-    } else {
-        SuppressionReason::Complementary
-    }
+/// The one reason a suppressed cell publishes, whatever its count (also for a cell kept
+/// suppressed from `previous`): with separate reasons for "fewer than k" and "to prevent
+/// derivation" the reasons alone bound the counts (a complementary A0+A1 cell has at least k, a
+/// primary A1 cell at most k-1, so A0 has at least 1), and no further suppression can undo
+/// what the reasons say (docs/suppression.md, "The published reason").
+fn reason_for(_n: u64, _k: u64) -> SuppressionReason {
+    SuppressionReason::Suppressed
 }
 
 /// Decide which cells are suppressed (see [`suppress`]).
@@ -230,16 +228,10 @@ pub fn plan(
         })
         .collect();
     let mut supp: Vec<bool> = cells.iter().map(|c| c.stats.n < k).collect();
-    if let Some(previous) = previous {
-        let before: HashSet<(&str, Period, UrgencyGroup)> = previous
-            .iter()
-            .filter(|c| c.suppressed.is_some())
-            .map(|c| (c.area.code(), c.period, c.urgency))
-            .collect();
-        for (i, c) in cells.iter().enumerate() {
-            if before.contains(&(c.area.code(), c.period, c.urgency)) {
-                supp[i] = true;
-            }
+    let before = previously_suppressed(previous);
+    for (i, c) in cells.iter().enumerate() {
+        if before.contains(&(c.area.code(), c.period, c.urgency)) {
+            supp[i] = true;
         }
     }
     let table = Table {
@@ -254,30 +246,7 @@ pub fn plan(
     loop {
         rounds += 1;
         table.singletons(&mut supp);
-        let mut system = System::default();
-        for (i, c) in cells.iter().enumerate() {
-            system.cells.push(if supp[i] {
-                if c.stats.n < k {
-                    CellVar::Unknown {
-                        n_lo: 0.0,
-                        n_hi: k.saturating_sub(1) as f64,
-                    }
-                } else {
-                    CellVar::Unknown {
-                        n_lo: k as f64,
-                        n_hi: f64::INFINITY,
-                    }
-                }
-            } else {
-                CellVar::Known(truth[i])
-            });
-        }
-        for rel in &rels {
-            let residual: [f64; 3] = std::array::from_fn(|q| {
-                truth[rel.total][q] - rel.parts.iter().map(|&p| truth[p][q]).sum::<f64>()
-            });
-            system.add_relation(rel.total, rel.parts.iter().copied(), residual);
-        }
+        let system = table.system(&supp, &truth);
         let targets: Vec<usize> = (0..cells.len()).filter(|&i| supp[i]).collect();
         let outcome = system.solve(&targets, &attack, Mode::Check, Some(&truth), &passed)?;
         programs += outcome.programs;
@@ -290,7 +259,7 @@ pub fn plan(
             .collect();
         tracing::debug!(
             round = rounds,
-            suppressed = targets.len(),
+            suppressed = supp.iter().filter(|&&s| s).count(),
             exposed = failing.len(),
             programs = outcome.programs,
             "complementary suppression round"
@@ -299,7 +268,7 @@ pub fn plan(
             break;
         }
         let mut added = false;
-        for f in failing {
+        for &f in &failing {
             if let Some(j) = table.repair_candidate(f, &supp) {
                 if !supp[j] {
                     supp[j] = true;
@@ -308,9 +277,13 @@ pub fn plan(
             }
         }
         if !added {
-            // Every cell related to the exposed ones is suppressed already; only the bounds
-            // remain, which cannot expose a cell. Not reached in practice.
-            break;
+            // Every cell related to the exposed ones is suppressed already, and still the
+            // attacker narrows them: give up, so that the caller publishes nothing below the
+            // regions (not expected: with the one reason only published figures bound a cell).
+            let c = &cells[failing[0]];
+            return Err(AttackError::Unprotectable {
+                cells: super::attack::cell_label(&c.area, c.period, c.urgency),
+            });
         }
     }
     let reasons = supp
@@ -325,12 +298,29 @@ pub fn plan(
     })
 }
 
-/// Suppress everything but the regions and the country (and those too if one is below k).
-fn fallback_plan(cells: &[CellStats], params: &SuppressionParams) -> Plan {
+/// The cells suppressed in `previous`, by area code, period and urgency (they stay suppressed).
+fn previously_suppressed(previous: Option<&[Cell]>) -> HashSet<(&str, Period, UrgencyGroup)> {
+    previous
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c.suppressed.is_some())
+        .map(|c| (c.area.code(), c.period, c.urgency))
+        .collect()
+}
+
+/// Suppress everything but the regions and the country (and those too if one is below k, or
+/// was suppressed in `previous`).
+fn fallback_plan(
+    cells: &[CellStats],
+    params: &SuppressionParams,
+    previous: Option<&[Cell]>,
+) -> Plan {
     let k = params.min_deployments;
+    let before = previously_suppressed(previous);
     let any_total_small = cells
         .iter()
-        .any(|c| !matches!(c.area, Area::Municipality { .. }) && c.stats.n < k);
+        .filter(|c| !matches!(c.area, Area::Municipality { .. }))
+        .any(|c| c.stats.n < k || before.contains(&(c.area.code(), c.period, c.urgency)));
     let reasons = cells
         .iter()
         .map(|c| {
@@ -353,6 +343,30 @@ struct Table<'a> {
 }
 
 impl Table<'_> {
+    /// The attacker's system for the would-be publication `supp`: published cells are known
+    /// (their true values), suppressed ones unknown with nothing but `n >= 0` (what the one
+    /// published reason tells, see [`reason_for`]).
+    fn system(&self, supp: &[bool], truth: &[[f64; 3]]) -> System {
+        let mut system = System::default();
+        for (i, &s) in supp.iter().enumerate() {
+            system.cells.push(if s {
+                CellVar::Unknown {
+                    n_lo: 0.0,
+                    n_hi: f64::INFINITY,
+                }
+            } else {
+                CellVar::Known(truth[i])
+            });
+        }
+        for rel in self.rels {
+            let residual: [f64; 3] = std::array::from_fn(|q| {
+                truth[rel.total][q] - rel.parts.iter().map(|&p| truth[p][q]).sum::<f64>()
+            });
+            system.add_relation(rel.total, rel.parts.iter().copied(), residual);
+        }
+        system
+    }
+
     fn members(&self, r: usize) -> impl Iterator<Item = usize> + '_ {
         let rel = &self.rels[r];
         std::iter::once(rel.total).chain(rel.parts.iter().copied())
@@ -659,7 +673,7 @@ mod tests {
                 (&o.area, o.period, o.urgency)
             );
             if c.stats.n < 10 {
-                assert_eq!(o.suppressed, Some(SuppressionReason::TooFewDeployments));
+                assert_eq!(o.suppressed, Some(SuppressionReason::Suppressed));
                 assert_eq!((o.n, o.mean_seconds, o.share_within_15), (None, None, None));
             }
             if o.suppressed.is_none() && c.stats.n < 20 {
@@ -671,10 +685,7 @@ mod tests {
         // GM0000 A0 Q3 has 9 (primary), Q4 has 12 (published, percentiles withheld unless
         // suppressed as a complement).
         let q3 = find(&out, "GM0000", Period::Quarter(2025, 3), UrgencyGroup::A0);
-        assert_eq!(
-            out[q3].suppressed,
-            Some(SuppressionReason::TooFewDeployments)
-        );
+        assert_eq!(out[q3].suppressed, Some(SuppressionReason::Suppressed));
     }
 
     #[test]
@@ -683,10 +694,7 @@ mod tests {
         let params = SuppressionParams::default();
         let out = suppress(&cells, &params, 900, None);
         let small = find(&out, "GM0000", Period::Quarter(2025, 1), UrgencyGroup::A0);
-        assert_eq!(
-            out[small].suppressed,
-            Some(SuppressionReason::TooFewDeployments)
-        );
+        assert_eq!(out[small].suppressed, Some(SuppressionReason::Suppressed));
         // Urgency, time and area relations of the small cell each hold another suppressed cell.
         let q1 = Period::Quarter(2025, 1);
         let others_suppressed = |idx: &[usize]| idx.iter().any(|&i| out[i].suppressed.is_some());
@@ -708,8 +716,10 @@ mod tests {
         let report = attack(&out, &AttackParams::for_params(&params), Mode::Exact).unwrap();
         assert!(report.exposed().is_empty(), "{:?}", report.exposed());
         let f = report.findings.iter().find(|f| f.cell == small).unwrap();
-        // Nothing learnt beyond "fewer than 10".
-        assert_eq!((f.intervals[0].lo, f.intervals[0].hi), (0.0, 9.0));
+        // At least as open as "fewer than 10" would be: 0 and 9 both possible (the one reason
+        // does not even tell that the cell is below 10).
+        let (lo, hi) = (f.intervals[0].lo, f.intervals[0].hi);
+        assert!(lo == 0.0 && hi >= 9.0, "[{lo}, {hi}]");
         // Complementary cells are only suppressed where needed: the region and the country are
         // published.
         assert!(out
@@ -779,10 +789,21 @@ mod tests {
         );
         assert_eq!(
             second[small].suppressed,
-            Some(SuppressionReason::Complementary)
+            Some(SuppressionReason::Suppressed)
         );
         let report = attack(&second, &AttackParams::for_params(&params), Mode::Exact).unwrap();
         assert!(report.exposed().is_empty(), "{:?}", report.exposed());
+        // The attacker holding both publications, who knows late events added at most 9
+        // deployments per cell, learns nothing either.
+        let ap = AttackParams::for_params(&params);
+        let joint = crate::report::municipalities::attack::attack_publications(
+            &[&first, &second],
+            Some(crate::report::municipalities::attack::LateEvents { max_added: 9.0 }),
+            &ap,
+            Mode::Exact,
+        )
+        .unwrap();
+        assert!(joint.exposed().is_empty(), "{:?}", joint.exposed());
     }
 
     #[test]
