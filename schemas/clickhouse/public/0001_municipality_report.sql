@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS {db}.municipality_response_times
     p95_seconds Nullable(Float64) COMMENT 'Exact 95th percentile in seconds (nearest rank); NULL when suppressed or withheld',
     share_within_15 Nullable(Float64) COMMENT 'Share of deployments on scene within 15 minutes (900 s inclusive), 0-1; NULL when suppressed',
     suppressed UInt8 COMMENT '1 when nothing of the cell is published',
-    suppression_reason Nullable(String) COMMENT 'too_few_deployments or complementary; NULL when published',
+    suppression_reason Nullable(String) COMMENT 'suppressed (complementary suppression: one reason for every suppressed cell, so the reason reveals no count); too_few_deployments with primary-only suppression; complementary in publications before the single reason; NULL when published',
     suppression_reason_nl Nullable(String) COMMENT 'The reason in Dutch, as the reports print it',
     percentiles_withheld UInt8 COMMENT '1 when the cell is published but too small for median and percentiles',
     meets_norm Nullable(UInt8) COMMENT 'Regions, A1: 1 when at least 95% were on scene within 15 minutes; NULL elsewhere'
