@@ -557,27 +557,7 @@ impl KafkaConfig {
                 ));
             }
         }
-        if k.bootstrap_servers.trim().is_empty() {
-            return Err(invalid(
-                "kafka.bootstrap_servers",
-                "",
-                "must name at least one broker host:port",
-            ));
-        }
-        for server in k.bootstrap_servers.split(',') {
-            let server = server.trim();
-            let port_ok = server
-                .rsplit_once(':')
-                .map(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-                .unwrap_or(false);
-            if !port_ok {
-                return Err(invalid(
-                    "kafka.bootstrap_servers",
-                    &k.bootstrap_servers,
-                    format!("{server:?} is not host:port"),
-                ));
-            }
-        }
+        check_bootstrap_servers(&k.bootstrap_servers)?;
         if k.group_id.trim().is_empty() {
             return Err(invalid("kafka.group_id", &k.group_id, "must not be empty"));
         }
@@ -1003,6 +983,32 @@ impl Config {
         mask_secrets(&mut value);
         toml::to_string_pretty(&value).expect("config serializes")
     }
+}
+
+/// `kafka.bootstrap_servers`: a comma-separated list of host:port.
+fn check_bootstrap_servers(servers: &str) -> Result<(), ConfigError> {
+    if servers.trim().is_empty() {
+        return Err(invalid(
+            "kafka.bootstrap_servers",
+            "",
+            "must name at least one broker host:port",
+        ));
+    }
+    for server in servers.split(',') {
+        let server = server.trim();
+        let port_ok = server
+            .rsplit_once(':')
+            .map(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            .unwrap_or(false);
+        if !port_ok {
+            return Err(invalid(
+                "kafka.bootstrap_servers",
+                servers,
+                format!("{server:?} is not host:port"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn is_identifier(s: &str) -> bool {

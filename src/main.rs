@@ -53,74 +53,84 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Migrate => migrate(&config).await,
         Command::Run => run(config).await,
-        Command::Generate { what } => match what {
-            GenerateCommand::Sample {
-                incidents,
-                seed,
-                start,
-            } => generate_sample(&config, incidents, seed, start).await,
-            GenerateCommand::Mmt {
-                years,
-                seed,
-                duplicates,
-                shuffle_window,
-                late,
-                output,
-            } => {
-                let noise = generate::mmt::Noise {
-                    duplicates,
-                    shuffle_window,
-                    late,
-                };
-                generate_mmt(&config, &years, seed, noise, &output).await
-            }
-            GenerateCommand::National {
-                year,
-                scale,
-                seed,
-                output,
-            } => generate_national(&config, year, scale, seed, &output).await,
-        },
+        Command::Generate { what } => generate_command(&config, what).await,
         Command::Reference {
             what: ReferenceCommand::Check,
         } => reference_check(&config),
         Command::Audit {
             since_first_ingested,
         } => audit(&config, since_first_ingested).await,
-        Command::Report { what } => match what {
-            ReportCommand::Factsheet { year, format, out } => {
-                let sink = Sink::connect(&config.clickhouse).await?;
-                let text = report::factsheet::render(&sink, year, format).await?;
+        Command::Report { what } => report_command(&config, what).await,
+    }
+}
+
+/// `generate ...`: the generators.
+async fn generate_command(config: &Config, what: GenerateCommand) -> anyhow::Result<()> {
+    match what {
+        GenerateCommand::Sample {
+            incidents,
+            seed,
+            start,
+        } => generate_sample(config, incidents, seed, start).await,
+        GenerateCommand::Mmt {
+            years,
+            seed,
+            duplicates,
+            shuffle_window,
+            late,
+            output,
+        } => {
+            let noise = generate::mmt::Noise {
+                duplicates,
+                shuffle_window,
+                late,
+            };
+            generate_mmt(config, &years, seed, noise, &output).await
+        }
+        GenerateCommand::National {
+            year,
+            scale,
+            seed,
+            output,
+        } => generate_national(config, year, scale, seed, &output).await,
+    }
+}
+
+/// `report ...`: reports read from ClickHouse.
+async fn report_command(config: &Config, what: ReportCommand) -> anyhow::Result<()> {
+    match what {
+        ReportCommand::Factsheet { year, format, out } => {
+            let sink = Sink::connect(&config.clickhouse).await?;
+            let text = report::factsheet::render(&sink, year, format).await?;
+            write_out(out.as_deref(), &text)
+        }
+        ReportCommand::Municipalities {
+            year,
+            format,
+            region,
+            quarter,
+            summary,
+            publish,
+            out,
+        } => {
+            if publish {
+                publish_municipalities(config, year, region.as_deref()).await
+            } else {
+                let view = View {
+                    format,
+                    region: region.as_deref(),
+                    quarter,
+                    summary,
+                };
+                let text = municipalities(config, year, view).await?;
                 write_out(out.as_deref(), &text)
             }
-            ReportCommand::Municipalities {
-                year,
-                format,
-                region,
-                quarter,
-                summary,
-                publish,
-                out,
-            } => {
-                if publish {
-                    publish_municipalities(&config, year, region.as_deref()).await
-                } else {
-                    let view = View {
-                        format,
-                        region: region.as_deref(),
-                        quarter,
-                        summary,
-                    };
-                    let text = municipalities(&config, year, view).await?;
-                    write_out(out.as_deref(), &text)
-                }
-            }
-            ReportCommand::Landed => {
-                let sink = Sink::connect(&config.clickhouse).await?;
-                print!("{}", report::text_table(&sink, "landed_by_stream").await?);
-                Ok(())
-            }
-        },
+        }
+        ReportCommand::Landed => {
+            let sink = Sink::connect(&config.clickhouse).await?;
+            print!("{}", report::text_table(&sink, "landed_by_stream").await?);
+            Ok(())
+        }
     }
 }
 
