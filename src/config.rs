@@ -476,7 +476,7 @@ impl ReportConfig {
             .collect()
     }
 
-    fn validate(&self, raw_database: &str) -> Result<(), ConfigError> {
+    pub fn validate(&self, raw_database: &str) -> Result<(), ConfigError> {
         let types = self.counting_types();
         if types.is_empty() {
             return Err(invalid(
@@ -539,6 +539,343 @@ impl ReportConfig {
                 db,
                 "must differ from clickhouse.database (the BI user may read only the publication)",
             ));
+        }
+        Ok(())
+    }
+}
+
+impl KafkaConfig {
+    /// Checks of `[kafka]`: reserved librdkafka properties, brokers, timeouts, the security protocol with its TLS and SASL keys, the dead-letter topic name.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let k = self;
+        for key in k.extra.keys() {
+            if RESERVED_KAFKA_PROPERTIES.contains(&key.trim()) {
+                return Err(invalid(
+                    &format!("kafka.extra.{key}"),
+                    &k.extra[key],
+                    "the pipeline sets this librdkafka property itself (offsets are stored only after the insert or the dead-letter write, and read committed); it cannot be overridden",
+                ));
+            }
+        }
+        check_bootstrap_servers(&k.bootstrap_servers)?;
+        if k.group_id.trim().is_empty() {
+            return Err(invalid("kafka.group_id", &k.group_id, "must not be empty"));
+        }
+        if k.session_timeout_ms < 1_000 {
+            return Err(invalid(
+                "kafka.session_timeout_ms",
+                k.session_timeout_ms,
+                "must be at least 1000",
+            ));
+        }
+        if k.max_poll_interval_ms < k.session_timeout_ms {
+            return Err(invalid(
+                "kafka.max_poll_interval_ms",
+                k.max_poll_interval_ms,
+                format!(
+                    "must be at least kafka.session_timeout_ms ({})",
+                    k.session_timeout_ms
+                ),
+            ));
+        }
+        if k.fetch_queue_kbytes < 1024 {
+            return Err(invalid(
+                "kafka.fetch_queue_kbytes",
+                k.fetch_queue_kbytes,
+                "must be at least 1024",
+            ));
+        }
+        if k.commit_interval_ms == 0 {
+            return Err(invalid("kafka.commit_interval_ms", 0, "must be positive"));
+        }
+        let protocols = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+        if !protocols.contains(&k.security_protocol.to_ascii_lowercase().as_str()) {
+            return Err(invalid(
+                "kafka.security_protocol",
+                &k.security_protocol,
+                format!("expected one of {protocols:?}"),
+            ));
+        }
+        validate_kafka(k)?;
+        check_topic_name("kafka.dlq_topic", &k.dlq_topic)?;
+        Ok(())
+    }
+}
+
+impl TopicsConfig {
+    /// Checks of `[topics]`: names valid, unique and apart from `kafka.dlq_topic` (`dlq_topic`), a registry (`schema_registry.url`, `registry_url`) for Confluent framing, readable writer schemas.
+    pub fn validate(&self, dlq_topic: &str, registry_url: &str) -> Result<(), ConfigError> {
+        let mut seen: BTreeMap<&str, Stream> = BTreeMap::new();
+        for stream in Stream::ALL {
+            let t = self.get(stream);
+            let key = format!("topics.{}.name", stream.name());
+            check_topic_name(&key, &t.name)?;
+            if let Some(other) = seen.insert(&t.name, stream) {
+                return Err(invalid(
+                    &key,
+                    &t.name,
+                    format!("already used by topics.{}", other.name()),
+                ));
+            }
+            if t.name == dlq_topic {
+                return Err(invalid(&key, &t.name, "is also kafka.dlq_topic"));
+            }
+            if t.format == WireFormat::AvroConfluent && registry_url.is_empty() {
+                return Err(invalid(
+                    "schema_registry.url",
+                    "",
+                    format!(
+                        "topics.{}.format is \"avro-confluent\", which needs a schema registry",
+                        stream.name()
+                    ),
+                ));
+            }
+            if !t.writer_schema.is_empty() {
+                let key = format!("topics.{}.writer_schema", stream.name());
+                if t.format != WireFormat::Avro {
+                    return Err(invalid(
+                        &key,
+                        &t.writer_schema,
+                        "only applies to format \"avro\"",
+                    ));
+                }
+                let text = std::fs::read_to_string(&t.writer_schema)
+                    .map_err(|e| invalid(&key, &t.writer_schema, format!("cannot read: {e}")))?;
+                apache_avro::Schema::parse_str(&text).map_err(|e| {
+                    invalid(&key, &t.writer_schema, format!("not an Avro schema: {e}"))
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl EnrichConfig {
+    /// Checks of `[enrich]`: the reference directory, the child age and the norms.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let en = self;
+        if !Path::new(&en.reference_dir).is_dir() {
+            return Err(invalid(
+                "enrich.reference_dir",
+                &en.reference_dir,
+                "is not a directory (relative paths start at the working directory)",
+            ));
+        }
+        if en.child_max_age_years > 130 {
+            return Err(invalid(
+                "enrich.child_max_age_years",
+                en.child_max_age_years,
+                "must be at most 130",
+            ));
+        }
+        for (key, v) in [
+            ("enrich.norm_a0_seconds", en.norm_a0_seconds),
+            ("enrich.norm_a1_seconds", en.norm_a1_seconds),
+            ("enrich.norm_a2_seconds", en.norm_a2_seconds),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, 0, "must be positive"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SchemaRegistryConfig {
+    /// Checks of `[schema_registry]`: URL, timeout, CA file.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let r = self;
+        if !(r.url.is_empty() || r.url.starts_with("http://") || r.url.starts_with("https://")) {
+            return Err(invalid(
+                "schema_registry.url",
+                &r.url,
+                "must start with http:// or https://",
+            ));
+        }
+        if r.timeout_ms == 0 {
+            return Err(invalid("schema_registry.timeout_ms", 0, "must be positive"));
+        }
+        validate_http_tls("schema_registry", &r.url, &r.ca_file)?;
+        Ok(())
+    }
+}
+
+impl ClickHouseConfig {
+    /// Checks of `[clickhouse]`: URLs, cluster, CA file, database, timeouts and retries.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let c = self;
+        if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
+            return Err(invalid(
+                "clickhouse.url",
+                &c.url,
+                "must start with http:// or https://",
+            ));
+        }
+        if let Some(u) = c
+            .urls
+            .iter()
+            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return Err(invalid(
+                "clickhouse.urls",
+                u,
+                "every URL must start with http:// or https://",
+            ));
+        }
+        if !c.cluster.is_empty() && !is_identifier(&c.cluster) {
+            return Err(invalid(
+                "clickhouse.cluster",
+                &c.cluster,
+                "must be empty (single server) or an identifier ([A-Za-z_][A-Za-z0-9_]*)",
+            ));
+        }
+        // The URLs in use: `urls` (cluster mode) when given, else `url`.
+        let in_use = if c.urls.is_empty() {
+            std::slice::from_ref(&c.url)
+        } else {
+            &c.urls[..]
+        };
+        for u in in_use {
+            validate_http_tls("clickhouse", u, &c.ca_file)?;
+        }
+        if !is_identifier(&c.database) {
+            return Err(invalid(
+                "clickhouse.database",
+                &c.database,
+                "must be an identifier ([A-Za-z_][A-Za-z0-9_]*)",
+            ));
+        }
+        if c.request_timeout_ms == 0 {
+            return Err(invalid(
+                "clickhouse.request_timeout_ms",
+                0,
+                "must be positive",
+            ));
+        }
+        if c.retry_initial_ms == 0 || c.retry_max_ms < c.retry_initial_ms {
+            return Err(invalid(
+                "clickhouse.retry_max_ms",
+                c.retry_max_ms,
+                format!(
+                    "need 0 < retry_initial_ms ({}) <= retry_max_ms",
+                    c.retry_initial_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl DecodeConfig {
+    /// Checks of `[decode]`: the record, depth and allocation limits.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let d = self;
+        if d.max_record_bytes < 1024 {
+            return Err(invalid(
+                "decode.max_record_bytes",
+                d.max_record_bytes,
+                "must be at least 1024",
+            ));
+        }
+        if !(2..=1000).contains(&d.max_schema_depth) {
+            return Err(invalid(
+                "decode.max_schema_depth",
+                d.max_schema_depth,
+                "must be between 2 and 1000",
+            ));
+        }
+        if d.max_allocation_bytes < d.max_record_bytes {
+            return Err(invalid(
+                "decode.max_allocation_bytes",
+                d.max_allocation_bytes,
+                format!(
+                    "must be at least decode.max_record_bytes ({})",
+                    d.max_record_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl BatchConfig {
+    /// Checks of `[batch]`; `max_poll_interval_ms` is `kafka.max_poll_interval_ms`, which a batch must stay well inside.
+    pub fn validate(&self, max_poll_interval_ms: u32) -> Result<(), ConfigError> {
+        let b = self;
+        if b.max_rows == 0 {
+            return Err(invalid("batch.max_rows", 0, "must be positive"));
+        }
+        if b.max_bytes < 1024 {
+            return Err(invalid(
+                "batch.max_bytes",
+                b.max_bytes,
+                "must be at least 1024",
+            ));
+        }
+        if b.max_wait_ms == 0 {
+            return Err(invalid("batch.max_wait_ms", 0, "must be positive"));
+        }
+        if b.channel_capacity == 0 {
+            return Err(invalid("batch.channel_capacity", 0, "must be positive"));
+        }
+        if b.max_wait_ms * 4 > u64::from(max_poll_interval_ms) {
+            return Err(invalid(
+                "batch.max_wait_ms",
+                b.max_wait_ms,
+                format!(
+                    "must stay well inside kafka.max_poll_interval_ms ({}): at most a quarter",
+                    max_poll_interval_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl TelemetryConfig {
+    /// Checks of `[telemetry]`: the listen address and the health intervals.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen.parse::<SocketAddr>().map_err(|e| {
+            invalid(
+                "telemetry.listen",
+                &self.listen,
+                format!("not an address:port: {e}"),
+            )
+        })?;
+        let t = self;
+        if t.health_interval_ms == 0 {
+            return Err(invalid(
+                "telemetry.health_interval_ms",
+                0,
+                "must be positive",
+            ));
+        }
+        if t.liveness_timeout_ms < 3 * t.health_interval_ms {
+            return Err(invalid(
+                "telemetry.liveness_timeout_ms",
+                t.liveness_timeout_ms,
+                format!(
+                    "must be at least 3 x telemetry.health_interval_ms ({})",
+                    t.health_interval_ms
+                ),
+            ));
+        }
+        if t.ready_lag_growing_minutes == 0 {
+            return Err(invalid(
+                "telemetry.ready_lag_growing_minutes",
+                0,
+                "must be positive",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ShutdownConfig {
+    /// Checks of `[shutdown]`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.deadline_ms == 0 {
+            return Err(invalid("shutdown.deadline_ms", 0, "must be positive"));
         }
         Ok(())
     }
@@ -627,302 +964,17 @@ impl Config {
 
     /// Checks beyond types: ranges, names, addresses, readable schema files.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let k = &self.kafka;
-        for key in k.extra.keys() {
-            if RESERVED_KAFKA_PROPERTIES.contains(&key.trim()) {
-                return Err(invalid(
-                    &format!("kafka.extra.{key}"),
-                    &k.extra[key],
-                    "the pipeline sets this librdkafka property itself (offsets are stored only after the insert or the dead-letter write, and read committed); it cannot be overridden",
-                ));
-            }
-        }
-        if k.bootstrap_servers.trim().is_empty() {
-            return Err(invalid(
-                "kafka.bootstrap_servers",
-                "",
-                "must name at least one broker host:port",
-            ));
-        }
-        for server in k.bootstrap_servers.split(',') {
-            let server = server.trim();
-            let port_ok = server
-                .rsplit_once(':')
-                .map(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-                .unwrap_or(false);
-            if !port_ok {
-                return Err(invalid(
-                    "kafka.bootstrap_servers",
-                    &k.bootstrap_servers,
-                    format!("{server:?} is not host:port"),
-                ));
-            }
-        }
-        if k.group_id.trim().is_empty() {
-            return Err(invalid("kafka.group_id", &k.group_id, "must not be empty"));
-        }
-        if k.session_timeout_ms < 1_000 {
-            return Err(invalid(
-                "kafka.session_timeout_ms",
-                k.session_timeout_ms,
-                "must be at least 1000",
-            ));
-        }
-        if k.max_poll_interval_ms < k.session_timeout_ms {
-            return Err(invalid(
-                "kafka.max_poll_interval_ms",
-                k.max_poll_interval_ms,
-                format!(
-                    "must be at least kafka.session_timeout_ms ({})",
-                    k.session_timeout_ms
-                ),
-            ));
-        }
-        if k.fetch_queue_kbytes < 1024 {
-            return Err(invalid(
-                "kafka.fetch_queue_kbytes",
-                k.fetch_queue_kbytes,
-                "must be at least 1024",
-            ));
-        }
-        if k.commit_interval_ms == 0 {
-            return Err(invalid("kafka.commit_interval_ms", 0, "must be positive"));
-        }
-        let protocols = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
-        if !protocols.contains(&k.security_protocol.to_ascii_lowercase().as_str()) {
-            return Err(invalid(
-                "kafka.security_protocol",
-                &k.security_protocol,
-                format!("expected one of {protocols:?}"),
-            ));
-        }
-        validate_kafka(k)?;
-        check_topic_name("kafka.dlq_topic", &k.dlq_topic)?;
-        let mut seen: BTreeMap<&str, Stream> = BTreeMap::new();
-        for stream in Stream::ALL {
-            let t = self.topics.get(stream);
-            let key = format!("topics.{}.name", stream.name());
-            check_topic_name(&key, &t.name)?;
-            if let Some(other) = seen.insert(&t.name, stream) {
-                return Err(invalid(
-                    &key,
-                    &t.name,
-                    format!("already used by topics.{}", other.name()),
-                ));
-            }
-            if t.name == k.dlq_topic {
-                return Err(invalid(&key, &t.name, "is also kafka.dlq_topic"));
-            }
-            if t.format == WireFormat::AvroConfluent && self.schema_registry.url.is_empty() {
-                return Err(invalid(
-                    "schema_registry.url",
-                    "",
-                    format!(
-                        "topics.{}.format is \"avro-confluent\", which needs a schema registry",
-                        stream.name()
-                    ),
-                ));
-            }
-            if !t.writer_schema.is_empty() {
-                let key = format!("topics.{}.writer_schema", stream.name());
-                if t.format != WireFormat::Avro {
-                    return Err(invalid(
-                        &key,
-                        &t.writer_schema,
-                        "only applies to format \"avro\"",
-                    ));
-                }
-                let text = std::fs::read_to_string(&t.writer_schema)
-                    .map_err(|e| invalid(&key, &t.writer_schema, format!("cannot read: {e}")))?;
-                apache_avro::Schema::parse_str(&text).map_err(|e| {
-                    invalid(&key, &t.writer_schema, format!("not an Avro schema: {e}"))
-                })?;
-            }
-        }
-        let en = &self.enrich;
-        if !Path::new(&en.reference_dir).is_dir() {
-            return Err(invalid(
-                "enrich.reference_dir",
-                &en.reference_dir,
-                "is not a directory (relative paths start at the working directory)",
-            ));
-        }
-        if en.child_max_age_years > 130 {
-            return Err(invalid(
-                "enrich.child_max_age_years",
-                en.child_max_age_years,
-                "must be at most 130",
-            ));
-        }
-        for (key, v) in [
-            ("enrich.norm_a0_seconds", en.norm_a0_seconds),
-            ("enrich.norm_a1_seconds", en.norm_a1_seconds),
-            ("enrich.norm_a2_seconds", en.norm_a2_seconds),
-        ] {
-            if v == 0 {
-                return Err(invalid(key, 0, "must be positive"));
-            }
-        }
-        let r = &self.schema_registry;
-        if !(r.url.is_empty() || r.url.starts_with("http://") || r.url.starts_with("https://")) {
-            return Err(invalid(
-                "schema_registry.url",
-                &r.url,
-                "must start with http:// or https://",
-            ));
-        }
-        if r.timeout_ms == 0 {
-            return Err(invalid("schema_registry.timeout_ms", 0, "must be positive"));
-        }
-        validate_http_tls("schema_registry", &r.url, &r.ca_file)?;
-        let c = &self.clickhouse;
-        if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
-            return Err(invalid(
-                "clickhouse.url",
-                &c.url,
-                "must start with http:// or https://",
-            ));
-        }
-        if let Some(u) = c
-            .urls
-            .iter()
-            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
-        {
-            return Err(invalid(
-                "clickhouse.urls",
-                u,
-                "every URL must start with http:// or https://",
-            ));
-        }
-        if !c.cluster.is_empty() && !is_identifier(&c.cluster) {
-            return Err(invalid(
-                "clickhouse.cluster",
-                &c.cluster,
-                "must be empty (single server) or an identifier ([A-Za-z_][A-Za-z0-9_]*)",
-            ));
-        }
-        // The URLs in use: `urls` (cluster mode) when given, else `url`.
-        let in_use = if c.urls.is_empty() {
-            std::slice::from_ref(&c.url)
-        } else {
-            &c.urls[..]
-        };
-        for u in in_use {
-            validate_http_tls("clickhouse", u, &c.ca_file)?;
-        }
-        if !is_identifier(&c.database) {
-            return Err(invalid(
-                "clickhouse.database",
-                &c.database,
-                "must be an identifier ([A-Za-z_][A-Za-z0-9_]*)",
-            ));
-        }
-        if c.request_timeout_ms == 0 {
-            return Err(invalid(
-                "clickhouse.request_timeout_ms",
-                0,
-                "must be positive",
-            ));
-        }
-        if c.retry_initial_ms == 0 || c.retry_max_ms < c.retry_initial_ms {
-            return Err(invalid(
-                "clickhouse.retry_max_ms",
-                c.retry_max_ms,
-                format!(
-                    "need 0 < retry_initial_ms ({}) <= retry_max_ms",
-                    c.retry_initial_ms
-                ),
-            ));
-        }
-        let d = &self.decode;
-        if d.max_record_bytes < 1024 {
-            return Err(invalid(
-                "decode.max_record_bytes",
-                d.max_record_bytes,
-                "must be at least 1024",
-            ));
-        }
-        if !(2..=1000).contains(&d.max_schema_depth) {
-            return Err(invalid(
-                "decode.max_schema_depth",
-                d.max_schema_depth,
-                "must be between 2 and 1000",
-            ));
-        }
-        if d.max_allocation_bytes < d.max_record_bytes {
-            return Err(invalid(
-                "decode.max_allocation_bytes",
-                d.max_allocation_bytes,
-                format!(
-                    "must be at least decode.max_record_bytes ({})",
-                    d.max_record_bytes
-                ),
-            ));
-        }
-        let b = &self.batch;
-        if b.max_rows == 0 {
-            return Err(invalid("batch.max_rows", 0, "must be positive"));
-        }
-        if b.max_bytes < 1024 {
-            return Err(invalid(
-                "batch.max_bytes",
-                b.max_bytes,
-                "must be at least 1024",
-            ));
-        }
-        if b.max_wait_ms == 0 {
-            return Err(invalid("batch.max_wait_ms", 0, "must be positive"));
-        }
-        if b.channel_capacity == 0 {
-            return Err(invalid("batch.channel_capacity", 0, "must be positive"));
-        }
-        if b.max_wait_ms * 4 > u64::from(k.max_poll_interval_ms) {
-            return Err(invalid(
-                "batch.max_wait_ms",
-                b.max_wait_ms,
-                format!(
-                    "must stay well inside kafka.max_poll_interval_ms ({}): at most a quarter",
-                    k.max_poll_interval_ms
-                ),
-            ));
-        }
-        self.telemetry.listen.parse::<SocketAddr>().map_err(|e| {
-            invalid(
-                "telemetry.listen",
-                &self.telemetry.listen,
-                format!("not an address:port: {e}"),
-            )
-        })?;
-        if self.shutdown.deadline_ms == 0 {
-            return Err(invalid("shutdown.deadline_ms", 0, "must be positive"));
-        }
-        self.report.validate(&self.clickhouse.database)?;
-        let t = &self.telemetry;
-        if t.health_interval_ms == 0 {
-            return Err(invalid(
-                "telemetry.health_interval_ms",
-                0,
-                "must be positive",
-            ));
-        }
-        if t.liveness_timeout_ms < 3 * t.health_interval_ms {
-            return Err(invalid(
-                "telemetry.liveness_timeout_ms",
-                t.liveness_timeout_ms,
-                format!(
-                    "must be at least 3 x telemetry.health_interval_ms ({})",
-                    t.health_interval_ms
-                ),
-            ));
-        }
-        if t.ready_lag_growing_minutes == 0 {
-            return Err(invalid(
-                "telemetry.ready_lag_growing_minutes",
-                0,
-                "must be positive",
-            ));
-        }
-        Ok(())
+        self.kafka.validate()?;
+        self.topics
+            .validate(&self.kafka.dlq_topic, &self.schema_registry.url)?;
+        self.enrich.validate()?;
+        self.schema_registry.validate()?;
+        self.clickhouse.validate()?;
+        self.decode.validate()?;
+        self.batch.validate(self.kafka.max_poll_interval_ms)?;
+        self.telemetry.validate()?;
+        self.shutdown.validate()?;
+        self.report.validate(&self.clickhouse.database)
     }
 
     /// The effective configuration as TOML, with every secret masked.
@@ -931,6 +983,32 @@ impl Config {
         mask_secrets(&mut value);
         toml::to_string_pretty(&value).expect("config serializes")
     }
+}
+
+/// `kafka.bootstrap_servers`: a comma-separated list of host:port.
+fn check_bootstrap_servers(servers: &str) -> Result<(), ConfigError> {
+    if servers.trim().is_empty() {
+        return Err(invalid(
+            "kafka.bootstrap_servers",
+            "",
+            "must name at least one broker host:port",
+        ));
+    }
+    for server in servers.split(',') {
+        let server = server.trim();
+        let port_ok = server
+            .rsplit_once(':')
+            .map(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+            .unwrap_or(false);
+        if !port_ok {
+            return Err(invalid(
+                "kafka.bootstrap_servers",
+                servers,
+                format!("{server:?} is not host:port"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn is_identifier(s: &str) -> bool {

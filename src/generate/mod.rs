@@ -4,6 +4,9 @@
 
 pub mod mmt;
 pub mod national;
+mod output;
+
+pub use output::Output;
 
 use std::time::Duration;
 
