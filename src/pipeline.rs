@@ -17,6 +17,12 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use tokio::sync::mpsc;
 
+mod batcher;
+mod insert;
+
+use batcher::{Batch, Batcher, Limits};
+use insert::{insert_isolating, Refused, Writer};
+
 use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::decode::registry::{RegistryClient, RegistrySettings};
@@ -425,28 +431,6 @@ async fn process(
     }
 }
 
-struct Batch {
-    rows: Vec<EventRow>,
-    /// Where each row came from (same index as `rows`).
-    row_done: Vec<Done>,
-    /// Records finished without a row (dead-lettered upstream), released with this batch.
-    other_done: Vec<Done>,
-    bytes: usize,
-    started: Option<tokio::time::Instant>,
-}
-
-impl Batch {
-    fn new() -> Batch {
-        Batch {
-            rows: Vec::new(),
-            row_done: Vec::new(),
-            other_done: Vec::new(),
-            bytes: 0,
-            started: None,
-        }
-    }
-}
-
 /// What the sink stage needs besides its input.
 struct SinkContext {
     sink: Sink,
@@ -485,37 +469,43 @@ async fn sink_stage(
     fault: Option<Fault>,
 ) -> Result<(), String> {
     let b = &ctx.config.batch;
-    let max_wait = Duration::from_millis(b.max_wait_ms);
-    let mut batch = Batch::new();
+    let mut batcher: Batcher<(EventRow, Done), Done> = Batcher::new(Limits {
+        max_rows: b.max_rows,
+        max_bytes: b.max_bytes,
+        max_wait: Duration::from_millis(b.max_wait_ms),
+    });
     let mut tick = tokio::time::interval(Duration::from_millis(1000));
     loop {
         ctx.health.beat("sink");
-        let flush_at = batch.started.map(|t| t + max_wait);
+        let flush_at = batcher.deadline();
         tokio::select! {
             _ = tick.tick() => {}
             item = rx.recv() => match item {
                 Some(Item::Row(row, done)) => {
                     Fault::trigger(fault, "sink");
                     Fault::hang(fault, "sink").await;
-                    batch.bytes += row.approx_bytes();
-                    batch.rows.push(*row);
-                    batch.row_done.push(done);
-                    batch.started.get_or_insert_with(tokio::time::Instant::now);
-                    if batch.rows.len() >= b.max_rows || batch.bytes >= b.max_bytes {
-                        flush(&mut batch, &ctx).await?;
+                    let bytes = row.approx_bytes();
+                    let now = tokio::time::Instant::now();
+                    if let Some(batch) = batcher.push((*row, done), bytes, now) {
+                        flush(batch, &ctx).await?;
                     }
                 }
                 Some(Item::Finished(done)) => {
-                    if batch.rows.is_empty() {
+                    if let Some(done) = batcher.finish(done) {
                         ctx.source.ack(&[done]);
-                    } else {
-                        batch.other_done.push(done);
                     }
                 }
-                None => return flush(&mut batch, &ctx).await,
+                None => {
+                    return match batcher.take() {
+                        Some(batch) => flush(batch, &ctx).await,
+                        None => Ok(()),
+                    }
+                }
             },
             _ = sleep_until(flush_at), if flush_at.is_some() => {
-                flush(&mut batch, &ctx).await?;
+                if let Some(batch) = batcher.due(tokio::time::Instant::now()) {
+                    flush(batch, &ctx).await?;
+                }
             }
         }
     }
@@ -539,52 +529,38 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// month; a backfill) are inserted month-ordered in several inserts of at most
 /// [`MAX_MONTHS_PER_INSERT`] months. `Err` (nothing of the batch acknowledged) when the table
 /// does not accept the rows at all: the sink stage stops.
-async fn flush(batch: &mut Batch, ctx: &SinkContext) -> Result<(), String> {
-    if batch.rows.is_empty() {
-        if !batch.other_done.is_empty() {
-            ctx.source.ack(&batch.other_done);
+async fn flush(batch: Batch<(EventRow, Done), Done>, ctx: &SinkContext) -> Result<(), String> {
+    let Batch {
+        rows: pairs,
+        finished,
+        bytes,
+    } = batch;
+    if pairs.is_empty() {
+        if !finished.is_empty() {
+            ctx.source.ack(&finished);
         }
-        *batch = Batch::new();
         return Ok(());
     }
     let started = Instant::now();
-    let months: Vec<u32> = batch
-        .rows
+    let (mut rows, mut row_done): (Vec<EventRow>, Vec<Done>) = pairs.into_iter().unzip();
+    let months: Vec<u32> = rows
         .iter()
         .map(|r| crate::sink::partition_month(r.occurred_at))
         .collect();
     let (order, ranges) = split_by_partition(&months, MAX_MONTHS_PER_INSERT);
     if ranges.len() > 1 {
-        let mut rows: Vec<Option<EventRow>> = batch.rows.drain(..).map(Some).collect();
-        let mut done: Vec<Option<Done>> = batch.row_done.drain(..).map(Some).collect();
+        let mut taken_rows: Vec<Option<EventRow>> = rows.drain(..).map(Some).collect();
+        let mut taken_done: Vec<Option<Done>> = row_done.drain(..).map(Some).collect();
         for &i in &order {
-            batch.rows.push(rows[i].take().expect("a permutation"));
-            batch.row_done.push(done[i].take().expect("a permutation"));
+            rows.push(taken_rows[i].take().expect("a permutation"));
+            row_done.push(taken_done[i].take().expect("a permutation"));
         }
     }
-    let mut pending: Vec<std::ops::Range<usize>> = ranges.into_iter().rev().collect();
-    let mut rejected: Vec<(usize, String)> = Vec::new();
-    let mut inserts = 0usize;
-    while let Some(range) = pending.pop() {
-        match insert_with_retry(&batch.rows[range.clone()], ctx).await {
-            Ok(()) => inserts += 1,
-            Err(Refused::Stop(cause)) => return Err(cause),
-            Err(Refused::RowData(e)) if range.len() == 1 => rejected.push((range.start, e)),
-            Err(Refused::TooManyPartitions(e)) if range.len() == 1 => {
-                return Err(format!(
-                    "a single row was refused as too many partitions: {e}"
-                ))
-            }
-            Err(_) => {
-                let mid = range.start + range.len() / 2;
-                pending.push(mid..range.end);
-                pending.push(range.start..mid);
-            }
-        }
-    }
+    let insert::Outcome { rejected, inserts } =
+        insert_isolating(&ClickHouseWriter(ctx), &rows, ranges).await?;
     for (i, reason) in &rejected {
-        let row = &batch.rows[*i];
-        let done = &batch.row_done[*i];
+        let row = &rows[*i];
+        let done = &row_done[*i];
         let pos = crate::event::SourcePosition {
             topic: done.topic.clone(),
             partition: done.partition,
@@ -603,15 +579,15 @@ async fn flush(batch: &mut Batch, ctx: &SinkContext) -> Result<(), String> {
             )
             .await;
     }
-    let inserted = batch.rows.len() - rejected.len();
-    telemetry::insert_batch_done(inserted, batch.bytes, started.elapsed());
+    let inserted = rows.len() - rejected.len();
+    telemetry::insert_batch_done(inserted, bytes, started.elapsed());
     let rejected_rows: std::collections::HashSet<usize> = rejected.iter().map(|r| r.0).collect();
     let mut per_topic: BTreeMap<&str, u64> = BTreeMap::new();
     let now = now_ms();
-    for (i, r) in batch.rows.iter().enumerate() {
+    for (i, r) in rows.iter().enumerate() {
         if !rejected_rows.contains(&i) {
             *per_topic.entry(r.source_topic.as_str()).or_default() += 1;
-            telemetry::row_inserted(r.occurred_at_ms, batch.row_done[i].kafka_timestamp_ms, now);
+            telemetry::row_inserted(r.occurred_at_ms, row_done[i].kafka_timestamp_ms, now);
         }
     }
     for (topic, n) in per_topic {
@@ -619,7 +595,7 @@ async fn flush(batch: &mut Batch, ctx: &SinkContext) -> Result<(), String> {
     }
     if inserts > 1 {
         tracing::warn!(
-            rows = batch.rows.len(),
+            rows = rows.len(),
             rejected = rejected.len(),
             inserts,
             "ClickHouse rejected row data; the batch was split and the rejected rows dead-lettered"
@@ -631,20 +607,21 @@ async fn flush(batch: &mut Batch, ctx: &SinkContext) -> Result<(), String> {
     ctx.counters
         .dead_lettered
         .fetch_add(rejected.len() as u64, Ordering::SeqCst);
-    ctx.source.ack(&batch.row_done);
-    ctx.source.ack(&batch.other_done);
-    *batch = Batch::new();
+    ctx.source.ack(&row_done);
+    ctx.source.ack(&finished);
     Ok(())
 }
 
-/// Why ClickHouse did not take an insert.
-enum Refused {
-    /// The row data (split and dead-letter).
-    RowData(String),
-    /// Too many partitions for one insert (split, never dead-letter).
-    TooManyPartitions(String),
-    /// The table does not accept the rows at all: stop the sink.
-    Stop(String),
+/// The real [`Writer`]: ClickHouse, with the retries of [`insert_with_retry`].
+struct ClickHouseWriter<'a>(&'a SinkContext);
+
+impl Writer<EventRow> for ClickHouseWriter<'_> {
+    fn write(
+        &self,
+        rows: &[EventRow],
+    ) -> impl std::future::Future<Output = Result<(), Refused>> + Send {
+        insert_with_retry(rows, self.0)
+    }
 }
 
 /// Insert `rows`, retrying until ClickHouse acknowledges them. `Err` when it rejects the data
