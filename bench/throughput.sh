@@ -221,14 +221,17 @@ for c, (wall, eps, cpu) in med.items():
 echo "$summary"
 
 if [ "$append" = 1 ]; then
+    # Before the block: its redirection makes RESULTS.md itself a change.
+    dirty="$(git diff --quiet || echo ' (with uncommitted changes)')"
+    server="ClickHouse $(q 'SELECT version()')"
     {
         echo
         echo "## Throughput: dispatch-ingest against the Kafka engine ($(date -u +%Y-%m-%dT%H:%MZ))"
         echo
         echo "\`SCALE=$scale SEED=$seed YEAR=$year RUNS=$runs BIN=$bin bash bench/throughput.sh\` at commit"
-        echo "$(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)'), $messages messages per topic set;"
+        echo "$(git rev-parse --short HEAD)$dirty, $messages messages per topic set;"
         echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB,"
-        echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg); $(clickhouse-server --version 2>/dev/null | head -1 || echo 'clickhouse-server ?');"
+        echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg); $server;"
         echo "Kafka $(ls "$CACHE_DIR/kafka/libs" | grep -o '^kafka-clients-[0-9.]*' | head -1 | sed 's/kafka-clients-//'); $(rustc --version)."
         echo
         echo '```'
