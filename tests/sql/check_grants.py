@@ -72,7 +72,7 @@ def main() -> int:
     print(f"grants-check: {len(stmts)} statements parsed on 26.9" if ok else "grants-check: parse failures")
     # The objects the grants name, after the migrations.
     s.query(f"CREATE DATABASE IF NOT EXISTS {DB}")
-    # As `dispatch-ingest migrate` creates it (src/sink.rs).
+    # As `dispatch-ingest migrate` creates it (src/sink/migrations.rs).
     s.query(f"CREATE TABLE {DB}.schema_migrations (version UInt32, name String, checksum String, "
             "applied_at DateTime('UTC')) ENGINE = MergeTree() ORDER BY version")
     for f in sorted((REPO / "schemas" / "clickhouse" / "migrations").glob("*.sql")):

@@ -6,7 +6,7 @@ public (BI) schema under schemas/clickhouse/public, on one engine:
   --engine chdb               ClickHouse 26.x in-process (PyPI chdb-core)
   --engine http --url URL     a real server over HTTP (the local 18.16)
 
-Files use the same conventions as the Rust migrator (src/sink.rs): statements are separated by a
+Files use the same conventions as the Rust migrator (src/sink/migrations.rs): statements are separated by a
 line `-- statement-break`, a trailing `;` is dropped, comment-only chunks are skipped, and `{db}`
 stands for the database. Each file counts as one test. Exit 1 if any failed, 2 if there is nothing
 to check (a check that checks nothing must not pass).
