@@ -115,8 +115,17 @@ done
 say "ClickHouse holds all $landed events"
 
 base="http://127.0.0.1:$port"
-code=$(curl -s -o /dev/null -w '%{http_code}' "$base/ready" || true)
-[ "$code" = 200 ] || fail "/ready answered $code: $(curl -s "$base/ready")"
+# Readiness is known only after the first Kafka statistics sample (telemetry.health_interval_ms,
+# 5 s by default); until then /ready truthfully answers 503 "not checked yet". The events can land
+# sooner than that, so wait as an orchestrator's readiness probe would: up to three intervals.
+code=000
+for i in $(seq 1 30); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$base/ready" || true)
+    [ "$code" = 200 ] && break
+    sleep 0.5
+done
+[ "$code" = 200 ] || fail "/ready answered $code after 15 s: $(curl -s "$base/ready")"
+say "/ready answered 200 after $(( (i - 1) * 5 / 10 )) s"
 curl -fsS "$base/health" >/dev/null || fail "/health is not 200"
 metrics="$(curl -fsS "$base/metrics")"
 for m in dispatch_ingest_records_inserted_total dispatch_ingest_insert_batches_total \
