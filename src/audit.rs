@@ -3,6 +3,13 @@
 //! inserted) and the dead-letter topic hold. Every record
 //! below the committed offset must be in exactly one of them; a difference is reported with the
 //! partition it is in. Records at or above the committed offset are lag, not loss.
+//!
+//! Offsets are not contiguous: a transactional producer's commit and abort markers take an
+//! offset each, a read-committed consumer (the pipeline, by librdkafka's default) never sees
+//! aborted records, and compaction removes records. When a partition's inserted and
+//! dead-lettered offsets do not cover its committed range, the audit therefore reads exactly
+//! the uncovered offsets back from Kafka (seeking over covered stretches): an offset that holds
+//! no record is counted as `no record`, one that holds a record is missing and named.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -29,10 +36,27 @@ pub enum AuditError {
         unfinished: usize,
         idle_ms: u64,
     },
+    #[error("the read of {topic}/{partition} was cut at offset {at}: no record and no partition end for {idle_ms} ms; the audit cannot tell whether offsets from {at} to {end} hold records")]
+    GapScanCut {
+        topic: String,
+        partition: i32,
+        at: i64,
+        end: i64,
+        idle_ms: u64,
+    },
 }
+
+/// The most missing offsets a partition's account names.
+pub const MISSING_SAMPLE: usize = 10;
+
+/// Uncovered stretches closer together than this are read through rather than sought over.
+const SEEK_AHEAD: i64 = 1_000;
 
 /// The DLQ scan fails when no record arrives for this long before every partition's end.
 pub const DLQ_SCAN_IDLE: Duration = Duration::from_secs(30);
+
+/// Reading a partition's uncovered offsets fails after this long without a record or its end.
+pub const GAP_SCAN_IDLE: Duration = Duration::from_secs(30);
 
 /// One partition's account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,13 +72,23 @@ pub struct PartitionAudit {
     pub inserted: u64,
     /// Distinct offsets in [low, committed) found on the dead-letter topic.
     pub dead_lettered: u64,
+    /// Offsets in [low, committed) that hold no record a read-committed consumer sees
+    /// (transaction markers, aborted records, compacted away), read back from Kafka.
+    pub no_record: u64,
+    /// The first missing offsets (at most [`MISSING_SAMPLE`]), read back from Kafka.
+    pub missing_offsets: Vec<i64>,
 }
 
 impl PartitionAudit {
     /// Records below the committed offset that are neither inserted nor dead-lettered
     /// (negative if a record is counted twice).
     pub fn missing(&self) -> i64 {
-        (self.committed - self.low) - self.inserted as i64 - self.dead_lettered as i64
+        self.records() - self.inserted as i64 - self.dead_lettered as i64
+    }
+
+    /// Records Kafka holds in [low, committed).
+    pub fn records(&self) -> i64 {
+        self.committed - self.low - self.no_record as i64
     }
 
     pub fn lag(&self) -> i64 {
@@ -137,7 +171,7 @@ pub async fn audit(
                         .count()
                 })
                 .unwrap_or(0) as u64;
-            out.push(PartitionAudit {
+            let mut account = PartitionAudit {
                 topic: topic.clone(),
                 partition: p,
                 low,
@@ -145,7 +179,22 @@ pub async fn audit(
                 committed,
                 inserted,
                 dead_lettered,
-            });
+                no_record: 0,
+                missing_offsets: Vec::new(),
+            };
+            if account.missing() > 0 {
+                let mut covered = inserted_offsets(sink, &topic, p, low, committed).await?;
+                if let Some(d) = dead.get(&(topic.clone(), p)) {
+                    covered.extend(d.iter().filter(|o| **o >= low && **o < committed));
+                }
+                covered.sort_unstable();
+                covered.dedup();
+                let gaps = uncovered(&covered, low, committed);
+                let (no_record, missing) = read_gaps(config, &topic, p, &gaps, GAP_SCAN_IDLE)?;
+                account.no_record = no_record;
+                account.missing_offsets = missing;
+            }
+            out.push(account);
         }
     }
     Ok(out)
@@ -178,6 +227,128 @@ where
                 source,
             })
         })
+}
+
+/// The distinct offsets in [low, committed) of a partition found in `ingest_offsets`, sorted.
+async fn inserted_offsets(
+    sink: &Sink,
+    topic: &str,
+    partition: i32,
+    low: i64,
+    committed: i64,
+) -> Result<Vec<i64>, AuditError> {
+    sink.client()
+        .query(
+            "SELECT DISTINCT source_offset FROM ?.ingest_offsets \
+             WHERE source_topic = ? AND source_partition = ? \
+             AND source_offset >= ? AND source_offset < ? ORDER BY source_offset",
+        )
+        .bind(clickhouse::sql::Identifier(sink.database()))
+        .bind(topic)
+        .bind(partition)
+        .bind(low)
+        .bind(committed)
+        .fetch_all::<i64>()
+        .await
+        .map_err(|source| {
+            AuditError::Sink(SinkError::ClickHouse {
+                url: String::new(),
+                source,
+            })
+        })
+}
+
+/// The half-open ranges of [low, end) that `covered` (sorted, distinct) leaves out.
+pub fn uncovered(covered: &[i64], low: i64, end: i64) -> Vec<(i64, i64)> {
+    let mut gaps = Vec::new();
+    let mut next = low;
+    for &o in covered {
+        if o < next {
+            continue;
+        }
+        if o >= end {
+            break;
+        }
+        if o > next {
+            gaps.push((next, o));
+        }
+        next = o + 1;
+    }
+    if next < end {
+        gaps.push((next, end));
+    }
+    gaps
+}
+
+/// Read the offsets in `gaps` (sorted half-open ranges) of one partition back from Kafka, as
+/// the pipeline reads them (read committed): (offsets without a record, the first missing
+/// offsets). Offsets between gaps are sought over when the next gap is far ahead.
+pub fn read_gaps(
+    config: &Config,
+    topic: &str,
+    partition: i32,
+    gaps: &[(i64, i64)],
+    idle: Duration,
+) -> Result<(u64, Vec<i64>), AuditError> {
+    let total: i64 = gaps.iter().map(|(a, b)| b - a).sum();
+    if total == 0 {
+        return Ok((0, Vec::new()));
+    }
+    let consumer: BaseConsumer = client_config(&config.kafka)
+        .set("group.id", format!("{}-audit", config.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()?;
+    let in_gap = |o: i64| {
+        let i = gaps.partition_point(|(_, end)| *end <= o);
+        i < gaps.len() && gaps[i].0 <= o
+    };
+    let mut found = 0i64;
+    let mut sample = Vec::new();
+    // The next offset the consumer delivers (None: not assigned yet).
+    let mut pos: Option<i64> = None;
+    'gaps: for &(start, end) in gaps {
+        if pos.is_some_and(|p| p >= end) {
+            continue;
+        }
+        if pos.is_none_or(|p| start - p > SEEK_AHEAD) {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(topic, partition, Offset::Offset(start))?;
+            consumer.assign(&tpl)?;
+            pos = Some(start);
+        }
+        let mut last_progress = std::time::Instant::now();
+        while pos.is_some_and(|p| p < end) {
+            match consumer.poll(Duration::from_millis(200).min(idle)) {
+                Some(Ok(msg)) => {
+                    last_progress = std::time::Instant::now();
+                    let o = msg.offset();
+                    if in_gap(o) {
+                        found += 1;
+                        if sample.len() < MISSING_SAMPLE {
+                            sample.push(o);
+                        }
+                    }
+                    pos = Some(o + 1);
+                }
+                // The end (for a read-committed consumer, the last stable offset): no later
+                // offset holds a record.
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break 'gaps,
+                Some(Err(e)) => return Err(e.into()),
+                None if last_progress.elapsed() >= idle => {
+                    return Err(AuditError::GapScanCut {
+                        topic: topic.to_string(),
+                        partition,
+                        at: pos.unwrap_or(start),
+                        end,
+                        idle_ms: idle.as_millis() as u64,
+                    })
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(((total - found) as u64, sample))
 }
 
 /// A metadata or watermark request, retried for a few seconds while the broker answers that a
@@ -281,33 +452,116 @@ pub fn dead_lettered_offsets(
     Ok(out)
 }
 
-/// A text table of the audit, with totals.
+/// A text table of the audit, with totals and the first missing offsets of each partition.
 pub fn render(rows: &[PartitionAudit]) -> String {
-    let mut s = format!(
-        "{:<32} {:>4} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n",
-        "topic", "part", "low", "committed", "high", "inserted", "dead-lett.", "missing", "lag"
-    );
+    let line = |cells: [&dyn std::fmt::Display; 10]| {
+        format!(
+            "{:<32} {:>4} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            cells[5],
+            cells[6],
+            cells[7],
+            cells[8],
+            cells[9]
+        )
+    };
+    let mut s = line([
+        &"topic",
+        &"part",
+        &"low",
+        &"committed",
+        &"high",
+        &"no record",
+        &"inserted",
+        &"dead-lett.",
+        &"missing",
+        &"lag",
+    ]);
     for r in rows {
+        s.push_str(&line([
+            &r.topic,
+            &r.partition,
+            &r.low,
+            &r.committed,
+            &r.high,
+            &r.no_record,
+            &r.inserted,
+            &r.dead_lettered,
+            &r.missing(),
+            &r.lag(),
+        ]));
+    }
+    for r in rows.iter().filter(|r| !r.missing_offsets.is_empty()) {
+        let offsets: Vec<String> = r.missing_offsets.iter().map(i64::to_string).collect();
+        let more = if r.missing() > r.missing_offsets.len() as i64 {
+            ", ..."
+        } else {
+            ""
+        };
         s.push_str(&format!(
-            "{:<32} {:>4} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n",
+            "missing in {}/{}: offsets {}{more}\n",
             r.topic,
             r.partition,
-            r.low,
-            r.committed,
-            r.high,
-            r.inserted,
-            r.dead_lettered,
-            r.missing(),
-            r.lag()
+            offsets.join(", ")
         ));
     }
-    let consumed: i64 = rows.iter().map(|r| r.committed - r.low).sum();
+    let records: i64 = rows.iter().map(PartitionAudit::records).sum();
+    let no_record: u64 = rows.iter().map(|r| r.no_record).sum();
     let inserted: u64 = rows.iter().map(|r| r.inserted).sum();
     let dead: u64 = rows.iter().map(|r| r.dead_lettered).sum();
     let missing: i64 = rows.iter().map(PartitionAudit::missing).sum();
     let lag: i64 = rows.iter().map(PartitionAudit::lag).sum();
     s.push_str(&format!(
-        "audit: committed {consumed}, inserted {inserted}, dead-lettered {dead}, difference {missing}, lag {lag}\n"
+        "audit: committed {records}, inserted {inserted}, dead-lettered {dead}, difference {missing}, lag {lag} (offsets without a record: {no_record})\n"
     ));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uncovered_ranges() {
+        assert_eq!(uncovered(&[], 0, 5), [(0, 5)]);
+        assert_eq!(uncovered(&[0, 1, 2, 3, 4], 0, 5), []);
+        assert_eq!(uncovered(&[1, 2, 4], 0, 6), [(0, 1), (3, 4), (5, 6)]);
+        // Offsets outside [low, end) are ignored.
+        assert_eq!(uncovered(&[2, 3, 9, 10], 3, 6), [(4, 6)]);
+        assert_eq!(uncovered(&[5], 5, 5), []);
+    }
+
+    fn account(committed: i64, inserted: u64, dead: u64, no_record: u64) -> PartitionAudit {
+        PartitionAudit {
+            topic: "t".into(),
+            partition: 0,
+            low: 0,
+            high: committed + 2,
+            committed,
+            inserted,
+            dead_lettered: dead,
+            no_record,
+            missing_offsets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn offsets_without_a_record_are_not_missing() {
+        // 10 offsets: 6 inserted, 1 dead-lettered, 3 markers.
+        let a = account(10, 6, 1, 3);
+        assert_eq!(a.records(), 7);
+        assert_eq!(a.missing(), 0);
+        assert_eq!(a.lag(), 2);
+        assert_eq!(account(10, 6, 1, 0).missing(), 3);
+        assert_eq!(account(10, 8, 3, 0).missing(), -1);
+        let text = render(&[a]);
+        assert!(
+            text.contains("committed 7, inserted 6, dead-lettered 1, difference 0, lag 2 (offsets without a record: 3)"),
+            "{text}"
+        );
+    }
 }
