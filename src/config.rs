@@ -104,6 +104,7 @@ pub struct Config {
     pub enrich: EnrichConfig,
     pub clickhouse: ClickHouseConfig,
     pub batch: BatchConfig,
+    pub memory: MemoryConfig,
     pub telemetry: TelemetryConfig,
     pub shutdown: ShutdownConfig,
     pub report: ReportConfig,
@@ -126,8 +127,6 @@ pub struct KafkaConfig {
     pub session_timeout_ms: u32,
     pub max_poll_interval_ms: u32,
     pub commit_interval_ms: u32,
-    /// Upper bound of librdkafka's prefetch queue per instance (queued.max.messages.kbytes).
-    pub fetch_queue_kbytes: u32,
     pub dlq_topic: String,
     pub security_protocol: String,
     pub sasl_mechanism: String,
@@ -155,7 +154,6 @@ impl Default for KafkaConfig {
             session_timeout_ms: 45_000,
             max_poll_interval_ms: 300_000,
             commit_interval_ms: 1_000,
-            fetch_queue_kbytes: 16_384,
             dlq_topic: "dispatch.dlq".into(),
             security_protocol: "plaintext".into(),
             sasl_mechanism: String::new(),
@@ -381,6 +379,107 @@ impl Default for BatchConfig {
     }
 }
 
+/// `[memory]`: the one memory setting. Every byte budget of the record path is derived from
+/// `limit_mb` ([`MemoryBudget`]), so the memory an instance holds while ClickHouse is slow or
+/// down is bounded by bytes, not by a count of records of any size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// MiB of record data an instance may hold: librdkafka's prefetch, the records between the
+    /// stages and in the open and inserting batches, and the insert and dead-letter copies. The
+    /// process needs its base (code, reference data, threads) on top: size the container at
+    /// limit_mb plus about 128 MiB (docs/deploy.md).
+    pub limit_mb: u32,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig { limit_mb: 256 }
+    }
+}
+
+/// The byte budgets derived from `memory.limit_mb` (L bytes), as documented in
+/// `config/dispatch-ingest.toml`:
+///
+/// - librdkafka's prefetch queue `queued.max.messages.kbytes` = L/8 (it may overshoot by one
+///   fetch response), one fetch response `fetch.max.bytes` = L/16, one partition's share of a
+///   fetch `max.partition.fetch.bytes` = `decode.max_record_bytes` + 64 KiB (a record of the
+///   largest accepted size fits; larger ones are returned anyway and dead-lettered);
+/// - the records in flight between the stages (read, not yet inserted or dead-lettered,
+///   including the open and the inserting batch) = L/2;
+/// - a batch is inserted at the latest when its rows hold L/4 (so the next one can fill while
+///   it is inserted); `batch.max_bytes` must not exceed that;
+/// - the rest, 5L/16, is headroom for the insert's request buffer, the dead-letter copies and
+///   the allocator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBudget {
+    pub prefetch_kbytes: u64,
+    pub fetch_max_bytes: u64,
+    pub partition_fetch_bytes: u64,
+    pub in_flight_bytes: usize,
+    pub batch_held_bytes: usize,
+}
+
+/// What a Kafka fetch adds to a record beside its value (batch and record headers, key).
+pub const FETCH_FRAMING_BYTES: usize = 64 * 1024;
+
+/// The smallest `memory.limit_mb` accepted.
+pub const MIN_MEMORY_LIMIT_MB: u32 = 32;
+
+impl MemoryConfig {
+    /// The budgets for records of at most `max_record_bytes` (`decode.max_record_bytes`).
+    pub fn budget(&self, max_record_bytes: usize) -> MemoryBudget {
+        let limit = u64::from(self.limit_mb) * 1024 * 1024;
+        MemoryBudget {
+            prefetch_kbytes: (limit / 8 / 1024).min(2_097_151),
+            fetch_max_bytes: (limit / 16).min(2_147_483_135),
+            partition_fetch_bytes: (max_record_bytes + FETCH_FRAMING_BYTES) as u64,
+            in_flight_bytes: (limit / 2) as usize,
+            batch_held_bytes: (limit / 4) as usize,
+        }
+    }
+
+    /// Checks of `[memory]` against `decode.max_record_bytes` and `batch.max_bytes`: the
+    /// derived budgets must hold a record of the largest size and a full batch.
+    pub fn validate(&self, decode: &DecodeConfig, batch: &BatchConfig) -> Result<(), ConfigError> {
+        if self.limit_mb < MIN_MEMORY_LIMIT_MB {
+            return Err(invalid(
+                "memory.limit_mb",
+                self.limit_mb,
+                format!("must be at least {MIN_MEMORY_LIMIT_MB}"),
+            ));
+        }
+        let b = self.budget(decode.max_record_bytes);
+        if b.partition_fetch_bytes > b.fetch_max_bytes {
+            let need = (decode.max_record_bytes + FETCH_FRAMING_BYTES) * 16;
+            return Err(invalid(
+                "memory.limit_mb",
+                self.limit_mb,
+                format!(
+                    "one fetch (limit_mb / 16 = {} bytes) must hold a record of decode.max_record_bytes ({}) plus {} bytes of framing: raise memory.limit_mb to at least {} or lower decode.max_record_bytes",
+                    b.fetch_max_bytes,
+                    decode.max_record_bytes,
+                    FETCH_FRAMING_BYTES,
+                    need.div_ceil(1024 * 1024)
+                ),
+            ));
+        }
+        if batch.max_bytes > b.batch_held_bytes {
+            return Err(invalid(
+                "batch.max_bytes",
+                batch.max_bytes,
+                format!(
+                    "must fit a quarter of memory.limit_mb ({} MiB / 4 = {} bytes), so the next batch can fill while one is inserted: lower batch.max_bytes or raise memory.limit_mb to at least {}",
+                    self.limit_mb,
+                    b.batch_held_bytes,
+                    (batch.max_bytes * 4).div_ceil(1024 * 1024)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -576,13 +675,6 @@ impl KafkaConfig {
                     "must be at least kafka.session_timeout_ms ({})",
                     k.session_timeout_ms
                 ),
-            ));
-        }
-        if k.fetch_queue_kbytes < 1024 {
-            return Err(invalid(
-                "kafka.fetch_queue_kbytes",
-                k.fetch_queue_kbytes,
-                "must be at least 1024",
             ));
         }
         if k.commit_interval_ms == 0 {
@@ -972,6 +1064,7 @@ impl Config {
         self.clickhouse.validate()?;
         self.decode.validate()?;
         self.batch.validate(self.kafka.max_poll_interval_ms)?;
+        self.memory.validate(&self.decode, &self.batch)?;
         self.telemetry.validate()?;
         self.shutdown.validate()?;
         self.report.validate(&self.clickhouse.database)
@@ -1311,6 +1404,79 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dispatch-ingest.toml");
         let config = Config::load(Some(&path), vec![]).unwrap();
         assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn memory_budgets_are_derived_from_limit_mb() {
+        let c = Config::default();
+        let b = c.memory.budget(c.decode.max_record_bytes);
+        assert_eq!(
+            b,
+            MemoryBudget {
+                prefetch_kbytes: 32 * 1024,
+                fetch_max_bytes: 16 << 20,
+                partition_fetch_bytes: (1 << 20) + 64 * 1024,
+                in_flight_bytes: 128 << 20,
+                batch_held_bytes: 64 << 20,
+            },
+            "the arithmetic written down in config/dispatch-ingest.toml"
+        );
+        // The parts leave headroom within the limit.
+        let parts = b.prefetch_kbytes * 1024 + b.fetch_max_bytes + b.in_flight_bytes as u64;
+        assert_eq!(parts, 256 * (1 << 20) * 11 / 16);
+    }
+
+    #[test]
+    fn a_memory_limit_that_cannot_hold_a_record_or_a_batch_is_refused_naming_the_keys() {
+        let err = |vars: &[(&str, &str)]| Config::load(None, env(vars)).unwrap_err().to_string();
+        let e = err(&[("DISPATCH_INGEST__MEMORY__LIMIT_MB", "16")]);
+        assert!(
+            e.contains("memory.limit_mb") && e.contains("at least 32"),
+            "{e}"
+        );
+        // 32 MiB / 16 = 2 MiB per fetch cannot hold a 4 MiB record.
+        let e = err(&[
+            ("DISPATCH_INGEST__MEMORY__LIMIT_MB", "32"),
+            ("DISPATCH_INGEST__DECODE__MAX_RECORD_BYTES", "4194304"),
+            ("DISPATCH_INGEST__BATCH__MAX_BYTES", "1048576"),
+        ]);
+        assert!(
+            e.contains("`memory.limit_mb`")
+                && e.contains("decode.max_record_bytes")
+                && e.contains("at least 65"),
+            "{e}"
+        );
+        // The default batch.max_bytes (32 MiB) needs limit_mb >= 128.
+        let e = err(&[("DISPATCH_INGEST__MEMORY__LIMIT_MB", "64")]);
+        assert!(
+            e.contains("`batch.max_bytes`")
+                && e.contains("memory.limit_mb")
+                && e.contains("at least 128"),
+            "{e}"
+        );
+        let ok = Config::load(
+            None,
+            env(&[
+                ("DISPATCH_INGEST__MEMORY__LIMIT_MB", "64"),
+                ("DISPATCH_INGEST__BATCH__MAX_BYTES", "16777216"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.memory.budget(ok.decode.max_record_bytes).in_flight_bytes,
+            32 << 20
+        );
+    }
+
+    #[test]
+    fn the_old_prefetch_key_is_refused() {
+        let e = Config::load(
+            None,
+            env(&[("DISPATCH_INGEST__KAFKA__FETCH_QUEUE_KBYTES", "16384")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("fetch_queue_kbytes"), "{e}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Wires the stages: `source` reads Kafka, `process` decodes and enriches (or dead-letters), and
 //! `sink` batches rows into ClickHouse and then releases their offsets. Stages are joined by
 //! bounded channels, so a slow or unavailable ClickHouse makes the source wait (backpressure)
-//! instead of buffering without limit.
+//! instead of buffering without limit. The bound is in bytes as well as in records: every record
+//! holds its size from the in-flight budget ([`budget`], `memory.limit_mb / 2`) until it is
+//! inserted or dead-lettered.
 //!
 //! [`run`] takes the shutdown signal as a future: on shutdown the source stops reading, the
 //! stages drain (the last batch is inserted), stored offsets are committed, and `run` returns,
@@ -18,9 +20,11 @@ use futures::FutureExt;
 use tokio::sync::mpsc;
 
 mod batcher;
+pub mod budget;
 mod insert;
 
 use batcher::{Batch, Batcher, Limits};
+use budget::{record_bytes, Budget, Held};
 use insert::{insert_isolating, Refused, Writer};
 
 use crate::backoff::Backoff;
@@ -86,9 +90,10 @@ impl Counters {
     }
 }
 
-/// What `process` hands to `sink`, in record order.
+/// What `process` hands to `sink`, in record order. A row keeps its record's share of the
+/// in-flight budget until it is inserted.
 enum Item {
-    Row(Box<EventRow>, Done),
+    Row(Box<EventRow>, Done, Held),
     /// Finished without a row (dead-lettered).
     Finished(Done),
 }
@@ -205,7 +210,9 @@ pub async fn run_with_fault(
     let interval = Duration::from_millis(config.telemetry.health_interval_ms);
     let ping = tokio::spawn(ping_clickhouse(sink.clone(), health.clone(), interval));
     let capacity = config.batch.channel_capacity;
-    let (tx_raw, rx_raw) = mpsc::channel::<RawRecord>(capacity);
+    let memory = config.memory.budget(config.decode.max_record_bytes);
+    let budget = Budget::new(memory.in_flight_bytes);
+    let (tx_raw, rx_raw) = mpsc::channel::<(RawRecord, Held)>(capacity);
     let (tx_item, rx_item) = mpsc::channel::<Item>(capacity);
 
     // The columns as they are now: an insert rejected for a type later is checked against
@@ -264,7 +271,13 @@ pub async fn run_with_fault(
                     Ok(record) => {
                         Fault::trigger(fault, "source");
                         counters.consumed.fetch_add(1, Ordering::SeqCst);
-                        let send = tx_raw.send(record);
+                        // Room in the byte budget first (backpressure by bytes), then in the
+                        // channel (by count).
+                        let bytes = record_bytes(&record);
+                        let send = async {
+                            let held = budget.acquire(bytes).await;
+                            tx_raw.send((record, held)).await
+                        };
                         tokio::pin!(send);
                         loop {
                             tokio::select! {
@@ -343,7 +356,7 @@ pub async fn run_with_fault(
 }
 
 async fn process_stage(
-    mut rx: mpsc::Receiver<RawRecord>,
+    mut rx: mpsc::Receiver<(RawRecord, Held)>,
     tx: mpsc::Sender<Item>,
     codec: Arc<Codec>,
     enricher: Arc<Enricher>,
@@ -354,7 +367,7 @@ async fn process_stage(
     let mut tick = tokio::time::interval(Duration::from_millis(1000));
     loop {
         health.beat("process");
-        let record = tokio::select! {
+        let (record, held) = tokio::select! {
             r = rx.recv() => match r {
                 Some(r) => r,
                 None => break,
@@ -363,7 +376,7 @@ async fn process_stage(
         };
         Fault::trigger(fault, "process");
         Fault::hang(fault, "process").await;
-        let item = process(&record, &codec, &enricher, &dlq, &counters, &health).await;
+        let item = process(&record, held, &codec, &enricher, &dlq, &counters, &health).await;
         if tx.send(item).await.is_err() {
             break;
         }
@@ -375,6 +388,7 @@ async fn process_stage(
 /// (backpressure) instead of dead-lettering good data.
 async fn process(
     record: &RawRecord,
+    held: Held,
     codec: &Codec,
     enricher: &Enricher,
     dlq: &DeadLetters,
@@ -407,7 +421,7 @@ async fn process(
                     },
                     enricher,
                 );
-                return Item::Row(Box::new(row), done);
+                return Item::Row(Box::new(row), done, held);
             }
             Err(DecodeFailure::Invalid(error)) => {
                 let kind = error.kind();
@@ -469,9 +483,11 @@ async fn sink_stage(
     fault: Option<Fault>,
 ) -> Result<(), String> {
     let b = &ctx.config.batch;
-    let mut batcher: Batcher<(EventRow, Done), Done> = Batcher::new(Limits {
+    let memory = ctx.config.memory.budget(ctx.config.decode.max_record_bytes);
+    let mut batcher: Batcher<(EventRow, Done, Held), Done> = Batcher::new(Limits {
         max_rows: b.max_rows,
         max_bytes: b.max_bytes,
+        max_held: memory.batch_held_bytes,
         max_wait: Duration::from_millis(b.max_wait_ms),
     });
     let mut tick = tokio::time::interval(Duration::from_millis(1000));
@@ -481,12 +497,13 @@ async fn sink_stage(
         tokio::select! {
             _ = tick.tick() => {}
             item = rx.recv() => match item {
-                Some(Item::Row(row, done)) => {
+                Some(Item::Row(row, done, held)) => {
                     Fault::trigger(fault, "sink");
                     Fault::hang(fault, "sink").await;
                     let bytes = row.approx_bytes();
+                    let held_bytes = held.bytes();
                     let now = tokio::time::Instant::now();
-                    if let Some(batch) = batcher.push((*row, done), bytes, now) {
+                    if let Some(batch) = batcher.push((*row, done, held), bytes, held_bytes, now) {
                         flush(batch, &ctx).await?;
                     }
                 }
@@ -518,7 +535,8 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Insert the batch and only then release its offsets. Retriable failures (and a table that does
+/// Insert the batch and only then release its offsets (and its rows' share of the in-flight
+/// budget, when the batch is dropped at the end). Retriable failures (and a table that does
 /// not match, which needs an operator) are retried with exponential backoff and jitter, the rows
 /// staying in memory. When ClickHouse rejects row data, the batch is split until the rejected rows
 /// are isolated; those go to the dead-letter topic (the row as JSON, with the reason and the source
@@ -529,20 +547,32 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// month; a backfill) are inserted month-ordered in several inserts of at most
 /// [`MAX_MONTHS_PER_INSERT`] months. `Err` (nothing of the batch acknowledged) when the table
 /// does not accept the rows at all: the sink stage stops.
-async fn flush(batch: Batch<(EventRow, Done), Done>, ctx: &SinkContext) -> Result<(), String> {
+async fn flush(
+    batch: Batch<(EventRow, Done, Held), Done>,
+    ctx: &SinkContext,
+) -> Result<(), String> {
     let Batch {
-        rows: pairs,
+        rows: triples,
         finished,
         bytes,
+        held: _,
     } = batch;
-    if pairs.is_empty() {
+    if triples.is_empty() {
         if !finished.is_empty() {
             ctx.source.ack(&finished);
         }
         return Ok(());
     }
     let started = Instant::now();
-    let (mut rows, mut row_done): (Vec<EventRow>, Vec<Done>) = pairs.into_iter().unzip();
+    // Given back to the budget when this returns (inserted and acknowledged, or the stage stops).
+    let mut held: Vec<Held> = Vec::with_capacity(triples.len());
+    let (mut rows, mut row_done): (Vec<EventRow>, Vec<Done>) = triples
+        .into_iter()
+        .map(|(row, done, h)| {
+            held.push(h);
+            (row, done)
+        })
+        .unzip();
     let months: Vec<u32> = rows
         .iter()
         .map(|r| crate::sink::partition_month(r.occurred_at))
@@ -609,6 +639,7 @@ async fn flush(batch: Batch<(EventRow, Done), Done>, ctx: &SinkContext) -> Resul
         .fetch_add(rejected.len() as u64, Ordering::SeqCst);
     ctx.source.ack(&row_done);
     ctx.source.ack(&finished);
+    drop(held);
     Ok(())
 }
 

@@ -254,6 +254,7 @@ impl KafkaSource {
     pub fn with_health(config: &Config, health: Health) -> KafkaResult<KafkaSource> {
         let k = &config.kafka;
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
+        let memory = config.memory.budget(config.decode.max_record_bytes);
         let mut cc = client_config(k);
         cc.set("group.id", &k.group_id)
             .set("enable.auto.commit", "true")
@@ -269,9 +270,15 @@ impl KafkaSource {
             )
             .set("session.timeout.ms", k.session_timeout_ms.to_string())
             .set("max.poll.interval.ms", k.max_poll_interval_ms.to_string())
+            // The prefetch is bounded by bytes from `memory.limit_mb` (config::MemoryBudget).
             .set(
                 "queued.max.messages.kbytes",
-                k.fetch_queue_kbytes.to_string(),
+                memory.prefetch_kbytes.to_string(),
+            )
+            .set("fetch.max.bytes", memory.fetch_max_bytes.to_string())
+            .set(
+                "max.partition.fetch.bytes",
+                memory.partition_fetch_bytes.to_string(),
             )
             .set(
                 "statistics.interval.ms",

@@ -1,27 +1,32 @@
 //! When a batch is full: a pure [`Batcher`] that collects rows and says when to insert them
-//! (enough rows, enough bytes, or the first row has waited long enough). It knows no clock and
+//! (enough rows, enough bytes, enough of the in-flight byte budget held, or the first row has
+//! waited long enough). It knows no clock and
 //! no server: the caller passes the time in, so every threshold is a unit test.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The thresholds of `[batch]`: a batch is due at `max_rows` rows, at `max_bytes` bytes, or
-/// `max_wait` after its first row, whichever comes first.
+/// The thresholds of `[batch]`: a batch is due at `max_rows` rows, at `max_bytes` bytes (the
+/// rows' approximate size), when its rows hold `max_held` bytes of the in-flight budget
+/// (`memory.limit_mb / 4`), or `max_wait` after its first row, whichever comes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_rows: usize,
     pub max_bytes: usize,
+    pub max_held: usize,
     pub max_wait: Duration,
 }
 
-/// A batch to insert: `rows` in arrival order, `bytes` their approximate size, and `finished`
-/// the records that ended without a row while the batch was open (released after its rows).
+/// A batch to insert: `rows` in arrival order, `bytes` their approximate size, `held` the
+/// in-flight budget they hold, and `finished` the records that ended without a row while the
+/// batch was open (released after its rows).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Batch<R, F> {
     pub rows: Vec<R>,
     pub finished: Vec<F>,
     pub bytes: usize,
+    pub held: usize,
 }
 
 /// Collects rows `R` and rowless finished records `F` into batches.
@@ -40,18 +45,22 @@ impl<R, F> Batcher<R, F> {
                 rows: Vec::new(),
                 finished: Vec::new(),
                 bytes: 0,
+                held: 0,
             },
             started: None,
         }
     }
 
-    /// Add a row of about `bytes` bytes, arriving at `now`; the batch when this row fills it.
-    pub fn push(&mut self, row: R, bytes: usize, now: Instant) -> Option<Batch<R, F>> {
+    /// Add a row of about `bytes` bytes holding `held` bytes of the in-flight budget, arriving
+    /// at `now`; the batch when this row fills it.
+    pub fn push(&mut self, row: R, bytes: usize, held: usize, now: Instant) -> Option<Batch<R, F>> {
         self.open.rows.push(row);
         self.open.bytes += bytes;
+        self.open.held += held;
         self.started.get_or_insert(now);
         let full = self.open.rows.len() >= self.limits.max_rows
-            || self.open.bytes >= self.limits.max_bytes;
+            || self.open.bytes >= self.limits.max_bytes
+            || self.open.held >= self.limits.max_held;
         full.then(|| self.take()).flatten()
     }
 
@@ -92,6 +101,7 @@ impl<R, F> Batcher<R, F> {
                 rows: Vec::new(),
                 finished: Vec::new(),
                 bytes: 0,
+                held: 0,
             },
         ))
     }
@@ -105,6 +115,7 @@ mod tests {
         Limits {
             max_rows,
             max_bytes,
+            max_held: usize::MAX,
             max_wait: Duration::from_millis(wait_ms),
         }
     }
@@ -113,9 +124,9 @@ mod tests {
     fn a_batch_is_due_at_max_rows_and_not_before() {
         let mut b: Batcher<u32, ()> = Batcher::new(limits(3, usize::MAX, 1000));
         let t = Instant::now();
-        assert_eq!(b.push(1, 10, t), None);
-        assert_eq!(b.push(2, 10, t), None);
-        let batch = b.push(3, 10, t).expect("third row fills the batch");
+        assert_eq!(b.push(1, 10, 0, t), None);
+        assert_eq!(b.push(2, 10, 0, t), None);
+        let batch = b.push(3, 10, 0, t).expect("third row fills the batch");
         assert_eq!((batch.rows, batch.bytes), (vec![1, 2, 3], 30));
         assert_eq!(b.deadline(), None, "a new batch starts empty");
         assert_eq!(b.take(), None);
@@ -125,9 +136,9 @@ mod tests {
     fn a_batch_is_due_when_its_bytes_reach_max_bytes() {
         let mut b: Batcher<u32, ()> = Batcher::new(limits(100, 250, 1000));
         let t = Instant::now();
-        assert_eq!(b.push(1, 100, t), None);
-        assert_eq!(b.push(2, 149, t), None);
-        let batch = b.push(3, 1, t).expect("250 bytes reach max_bytes");
+        assert_eq!(b.push(1, 100, 0, t), None);
+        assert_eq!(b.push(2, 149, 0, t), None);
+        let batch = b.push(3, 1, 0, t).expect("250 bytes reach max_bytes");
         assert_eq!((batch.rows, batch.bytes), (vec![1, 2, 3], 250));
     }
 
@@ -136,14 +147,14 @@ mod tests {
         let mut b: Batcher<u32, ()> = Batcher::new(limits(100, usize::MAX, 500));
         let t = Instant::now();
         assert_eq!(b.due(t), None, "nothing open, nothing due");
-        b.push(1, 1, t);
-        b.push(2, 1, t + Duration::from_millis(400));
+        b.push(1, 1, 0, t);
+        b.push(2, 1, 0, t + Duration::from_millis(400));
         assert_eq!(b.deadline(), Some(t + Duration::from_millis(500)));
         assert_eq!(b.due(t + Duration::from_millis(499)), None);
         let batch = b.due(t + Duration::from_millis(500)).expect("due by age");
         assert_eq!(batch.rows, vec![1, 2]);
         assert_eq!(b.deadline(), None);
-        b.push(3, 1, t + Duration::from_millis(600));
+        b.push(3, 1, 0, t + Duration::from_millis(600));
         assert_eq!(
             b.deadline(),
             Some(t + Duration::from_millis(1100)),
@@ -152,13 +163,31 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_is_due_when_its_rows_hold_max_held_of_the_budget() {
+        let mut b: Batcher<u32, ()> = Batcher::new(Limits {
+            max_held: 3000,
+            ..limits(100, usize::MAX, 1000)
+        });
+        let t = Instant::now();
+        // Small rows of large records: the rows' bytes are far from max_bytes, the records
+        // they came from hold the budget.
+        assert_eq!(b.push(1, 100, 1500, t), None);
+        let batch = b.push(2, 100, 1500, t).expect("3000 held reach max_held");
+        assert_eq!(
+            (batch.rows, batch.bytes, batch.held),
+            (vec![1, 2], 200, 3000)
+        );
+        assert_eq!(b.push(3, 100, 10, t), None, "a new batch holds nothing yet");
+    }
+
+    #[test]
     fn a_rowless_record_is_released_at_once_or_after_the_open_rows() {
         let mut b: Batcher<u32, &str> = Batcher::new(limits(2, usize::MAX, 1000));
         let t = Instant::now();
         assert_eq!(b.finish("a"), Some("a"), "no rows open: release now");
-        b.push(1, 1, t);
+        b.push(1, 1, 0, t);
         assert_eq!(b.finish("b"), None, "held behind row 1");
-        let batch = b.push(2, 1, t).expect("full");
+        let batch = b.push(2, 1, 0, t).expect("full");
         assert_eq!((batch.rows, batch.finished), (vec![1, 2], vec!["b"]));
         assert_eq!(b.finish("c"), Some("c"));
     }
@@ -167,7 +196,7 @@ mod tests {
     fn take_drains_what_is_open() {
         let mut b: Batcher<u32, &str> = Batcher::new(limits(10, usize::MAX, 1000));
         let t = Instant::now();
-        b.push(7, 3, t);
+        b.push(7, 3, 0, t);
         b.finish("x");
         let batch = b.take().expect("open rows");
         assert_eq!(
