@@ -1,10 +1,131 @@
 //! The domain types shared by every stage: the five dispatch streams and their events.
 //!
-//! Enum-valued fields (urgency, unit type, ...) are carried as their Avro symbol strings; the
-//! decoder has already checked them against the schema, so downstream code can match on them.
+//! Enum-valued fields are typed: [`Urgency`], [`UnitType`], [`DispatchKind`], [`CancelReason`]
+//! and [`TransportMode`], one variant per symbol of the Avro enum of the same name in
+//! `schemas/avro/`. Each has one symbol mapping, `as_str()` and `FromStr` (derived with `strum`),
+//! which `decode` (both directions, Avro and JSON), `enrich` (the row's string columns) and
+//! `generate` all use; serde serialises a value as its symbol.
+//!
+//! **Unknown symbols.** The set of values is closed: there is no catch-all variant, because no
+//! unknown symbol reaches the domain. Every enum in the schemas has a default, and the decoder
+//! maps a symbol the bundled schema lacks to that default before the domain value is built:
+//! Avro schema resolution does it for a newer writer schema, and the JSON conversion does it the
+//! same way. So a newer producer's new urgency arrives as [`Urgency::Unknown`], a new unit type
+//! as [`UnitType::Other`], and so on, exactly as the strings did before. A symbol of the bundled
+//! schema that its enum here lacked would be a decode error (`unknown_enum_symbol`), but the unit
+//! tests read the symbols from the `.avsc` files and fail on any difference between the two.
 
 use serde::Serialize;
+use strum::{EnumString, IntoStaticStr, VariantArray};
 use uuid::Uuid;
+
+/// `Serialize` as the Avro symbol, and `as_str()`: the one mapping to the symbol, beside
+/// strum's `FromStr` for the other direction.
+macro_rules! symbol_enum {
+    ($($t:ident),+) => {$(
+        impl $t {
+            /// The Avro symbol.
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    )+};
+}
+
+/// Avro enum `Urgency`: the VUI urgencies A0 (most urgent) to C2, the pre-VUI planned urgency
+/// `B`, and `UNKNOWN`, the schema's default for a symbol it does not know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumString, IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum Urgency {
+    A0,
+    A1,
+    A2,
+    B1,
+    B2,
+    C1,
+    C2,
+    /// Pre-VUI (before the 2024 rollout) planned urgency, covering today's B1 and B2.
+    B,
+    Unknown,
+}
+
+impl Urgency {
+    /// The VUI urgencies, most urgent first.
+    pub const VUI: [Urgency; 7] = [
+        Urgency::A0,
+        Urgency::A1,
+        Urgency::A2,
+        Urgency::B1,
+        Urgency::B2,
+        Urgency::C1,
+        Urgency::C2,
+    ];
+}
+
+/// Avro enum `UnitType` (default `OTHER`). `MMT_*` are the mobile medical teams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumString, IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum UnitType {
+    AlsAmbulance,
+    RapidResponder,
+    MediumCareAmbulance,
+    MmtHelicopter,
+    MmtCar,
+    Other,
+}
+
+impl UnitType {
+    /// A mobile medical team (helicopter or car).
+    pub fn is_mmt(self) -> bool {
+        matches!(self, UnitType::MmtHelicopter | UnitType::MmtCar)
+    }
+}
+
+/// Avro enum `DispatchKind` (default `UNKNOWN`): `PRIMARY`, alerted by the dispatcher on the 112
+/// call; `SECONDARY`, requested by the ambulance crew on scene.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumString, IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum DispatchKind {
+    Primary,
+    Secondary,
+    Unknown,
+}
+
+/// Avro enum `CancelReason` (default `OTHER`), the categories of the MMT factsheet's figure 5.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumString, IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum CancelReason {
+    AmbulanceAssessedNotNeeded,
+    PatientDeceased,
+    NoPatientOrMinorInjury,
+    MmtUnavailable,
+    Weather,
+    DispatchError,
+    Other,
+}
+
+/// Avro enum `TransportMode` (default `OTHER`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumString, IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum TransportMode {
+    Ambulance,
+    Helicopter,
+    Other,
+}
+
+symbol_enum!(Urgency, UnitType, DispatchKind, CancelReason, TransportMode);
 
 /// One of the five event streams. Each has its own topic and Avro record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -96,28 +217,28 @@ pub struct Envelope {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Payload {
     Call {
-        urgency: String,
+        urgency: Urgency,
         municipality_code: String,
         patient_age_years: Option<i32>,
         triage_code: Option<String>,
     },
     Alert {
         unit_id: String,
-        unit_type: String,
+        unit_type: UnitType,
         mmt_station: Option<String>,
-        dispatch_kind: String,
-        urgency: Option<String>,
+        dispatch_kind: DispatchKind,
+        urgency: Option<Urgency>,
     },
     Cancel {
         unit_id: String,
-        cancel_reason: String,
+        cancel_reason: CancelReason,
     },
     OnScene {
         unit_id: String,
     },
     Transport {
         unit_id: String,
-        mode: String,
+        mode: TransportMode,
         mmt_physician_accompanies: bool,
         destination: Option<String>,
         patient_age_years: Option<i32>,
@@ -197,4 +318,134 @@ impl std::fmt::Display for WireFormat {
 pub fn is_municipality_code(code: &str) -> bool {
     let b = code.as_bytes();
     b.len() == 6 && b.starts_with(b"GM") && b[2..].iter().all(u8::is_ascii_digit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    /// One enum type as a bundled schema defines it.
+    struct SchemaEnum {
+        file: String,
+        name: String,
+        symbols: Vec<String>,
+        default: Option<String>,
+    }
+
+    /// Every enum definition in every file of `schemas/avro/`, read from the files themselves.
+    fn schema_enums() -> Vec<SchemaEnum> {
+        fn walk(file: &str, v: &serde_json::Value, out: &mut Vec<SchemaEnum>) {
+            match v {
+                serde_json::Value::Object(o) => {
+                    if o.get("type").and_then(|t| t.as_str()) == Some("enum") {
+                        let strings = |key: &str| -> Vec<String> {
+                            o[key]
+                                .as_array()
+                                .unwrap_or_else(|| panic!("{file}: enum without {key}"))
+                                .iter()
+                                .map(|s| s.as_str().expect("symbol string").to_string())
+                                .collect()
+                        };
+                        out.push(SchemaEnum {
+                            file: file.to_string(),
+                            name: o["name"].as_str().expect("enum name").to_string(),
+                            symbols: strings("symbols"),
+                            default: o.get("default").and_then(|d| d.as_str()).map(Into::into),
+                        });
+                    }
+                    o.values().for_each(|x| walk(file, x, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|x| walk(file, x, out)),
+                _ => {}
+            }
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/avro");
+        let mut out = Vec::new();
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).expect("schemas/avro") {
+            let path = entry.expect("dir entry").path();
+            if path.extension().and_then(|e| e.to_str()) != Some("avsc") {
+                continue;
+            }
+            files += 1;
+            let text = std::fs::read_to_string(&path).expect("readable schema");
+            let json: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
+            walk(&path.display().to_string(), &json, &mut out);
+        }
+        assert_eq!(files, Stream::ALL.len(), "one schema file per stream");
+        out
+    }
+
+    /// The domain enum `T` has exactly the symbols, in the schema's order, of every definition of
+    /// the Avro enum `name`, each symbol maps to a variant and back, and the default is a variant.
+    fn round_trip<T>(name: &str, as_str: fn(T) -> &'static str)
+    where
+        T: VariantArray + FromStr + Copy + PartialEq + std::fmt::Debug + Serialize,
+    {
+        let defs: Vec<SchemaEnum> = schema_enums()
+            .into_iter()
+            .filter(|e| e.name == name)
+            .collect();
+        assert!(!defs.is_empty(), "no schema defines enum {name}");
+        let ours: Vec<&str> = T::VARIANTS.iter().map(|v| as_str(*v)).collect();
+        for def in defs {
+            assert_eq!(
+                ours, def.symbols,
+                "{name} in {} vs the domain enum",
+                def.file
+            );
+            for symbol in &def.symbols {
+                let v = T::from_str(symbol)
+                    .unwrap_or_else(|_| panic!("{name}: symbol {symbol} has no variant"));
+                assert_eq!(as_str(v), symbol, "{name}: {symbol} round trip");
+                assert_eq!(
+                    serde_json::to_value(v).unwrap(),
+                    serde_json::json!(symbol),
+                    "{name}: serde writes the symbol"
+                );
+            }
+            let default = def
+                .default
+                .unwrap_or_else(|| panic!("{name} in {} has no default", def.file));
+            assert!(T::from_str(&default).is_ok(), "{name}: default {default}");
+        }
+    }
+
+    #[test]
+    fn every_schema_symbol_round_trips_through_its_domain_enum() {
+        round_trip::<Urgency>("Urgency", Urgency::as_str);
+        round_trip::<UnitType>("UnitType", UnitType::as_str);
+        round_trip::<DispatchKind>("DispatchKind", DispatchKind::as_str);
+        round_trip::<CancelReason>("CancelReason", CancelReason::as_str);
+        round_trip::<TransportMode>("TransportMode", TransportMode::as_str);
+    }
+
+    #[test]
+    fn every_schema_enum_has_a_domain_enum() {
+        let mut names: Vec<String> = schema_enums().into_iter().map(|e| e.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(
+            names,
+            [
+                "CancelReason",
+                "DispatchKind",
+                "TransportMode",
+                "UnitType",
+                "Urgency"
+            ],
+            "an enum was added to schemas/avro/: give it a domain enum and a round_trip line"
+        );
+    }
+
+    #[test]
+    fn symbols_are_exact() {
+        for s in ["a1", " A1", "A3", "", "Unknown"] {
+            assert!(Urgency::from_str(s).is_err(), "{s:?}");
+        }
+        assert_eq!(Urgency::from_str("UNKNOWN"), Ok(Urgency::Unknown));
+        assert_eq!(UnitType::MmtHelicopter.to_string(), "MMT_HELICOPTER");
+        assert!(UnitType::MmtCar.is_mmt() && !UnitType::RapidResponder.is_mmt());
+    }
 }

@@ -3,13 +3,13 @@
 
 use dispatch_ingest::decode::{Codec, DecodeError};
 use dispatch_ingest::event::WireFormat;
-use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream};
+use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream, Urgency};
 use dispatch_ingest::generate::{sample_events, SampleOptions};
 use uuid::Uuid;
 
 const NOW: i64 = 1_735_689_600_000; // 2025-01-01
 
-fn call(urgency: &str, municipality: &str) -> DispatchEvent {
+fn call(urgency: Urgency, municipality: &str) -> DispatchEvent {
     DispatchEvent {
         envelope: Envelope {
             event_id: Uuid::from_u128(42),
@@ -18,7 +18,7 @@ fn call(urgency: &str, municipality: &str) -> DispatchEvent {
             occurred_at_ms: NOW - 3_600_000,
         },
         payload: Payload::Call {
-            urgency: urgency.into(),
+            urgency,
             municipality_code: municipality.into(),
             patient_age_years: Some(12),
             triage_code: Some("TR-01".into()),
@@ -67,7 +67,7 @@ fn bundled_schemas_parse_with_namespace() {
 #[test]
 fn malformed_avro_is_a_typed_error() {
     let codec = Codec::bundled(WireFormat::Avro);
-    let bytes = codec.encode(&call("A1", "GM0363"));
+    let bytes = codec.encode(&call(Urgency::A1, "GM0363"));
     let err = codec
         .decode_local(Stream::Call, &bytes[..bytes.len() / 2], NOW)
         .unwrap_err();
@@ -82,19 +82,19 @@ fn malformed_avro_is_a_typed_error() {
 fn validation_errors_name_the_field() {
     let codec = Codec::bundled(WireFormat::Avro);
     let err = codec
-        .decode_local(Stream::Call, &codec.encode(&call("A1", "0363")), NOW)
+        .decode_local(Stream::Call, &codec.encode(&call(Urgency::A1, "0363")), NOW)
         .unwrap_err();
     assert!(err.to_string().contains("`municipality_code`"), "{err}");
     assert_eq!(err.kind(), "invalid_value");
 
-    let mut old = call("A1", "GM0363");
+    let mut old = call(Urgency::A1, "GM0363");
     old.envelope.occurred_at_ms = 900_000_000_000; // 1998
     let err = codec
         .decode_local(Stream::Call, &codec.encode(&old), NOW)
         .unwrap_err();
     assert!(err.to_string().contains("`occurred_at`"), "{err}");
 
-    let mut future = call("A1", "GM0363");
+    let mut future = call(Urgency::A1, "GM0363");
     future.envelope.occurred_at_ms = NOW + 2 * 86_400_000;
     let err = codec
         .decode_local(Stream::Call, &codec.encode(&future), NOW)
@@ -105,7 +105,7 @@ fn validation_errors_name_the_field() {
 #[test]
 fn json_errors_name_the_field() {
     let codec = Codec::bundled(WireFormat::Json);
-    let good = dispatch_ingest::decode::to_json(&call("A0", "GM0363"));
+    let good = dispatch_ingest::decode::to_json(&call(Urgency::A0, "GM0363"));
 
     let mut missing = good.clone();
     missing.as_object_mut().unwrap().remove("incident_id");
@@ -156,12 +156,18 @@ fn json_errors_name_the_field() {
 #[test]
 fn unknown_enum_symbol_takes_the_schema_default() {
     let codec = Codec::bundled(WireFormat::Json);
-    let mut v = dispatch_ingest::decode::to_json(&call("A1", "GM0363"));
+    let mut v = dispatch_ingest::decode::to_json(&call(Urgency::A1, "GM0363"));
     v["urgency"] = serde_json::json!("Z9");
     let ev = codec
         .decode_local(Stream::Call, v.to_string().as_bytes(), NOW)
         .unwrap();
-    assert!(matches!(ev.payload, Payload::Call { ref urgency, .. } if urgency == "UNKNOWN"));
+    assert!(matches!(
+        ev.payload,
+        Payload::Call {
+            urgency: Urgency::Unknown,
+            ..
+        }
+    ));
 }
 
 /// Write `fields` (name, value) as a record of `schema` (Avro binary).
@@ -244,7 +250,8 @@ fn newer_writer_schema_decodes_added_field_removed_field_and_new_symbol() {
             triage_code,
         } => {
             assert_eq!(
-                urgency, "UNKNOWN",
+                urgency,
+                Urgency::Unknown,
                 "a symbol the reader lacks takes the enum default"
             );
             assert_eq!(municipality_code, "GM0200");
@@ -278,7 +285,12 @@ fn older_writer_schema_decodes_with_reader_defaults() {
     let ev = codec.decode_local(Stream::Call, &bytes, NOW).unwrap();
     assert!(matches!(
         ev.payload,
-        Payload::Call { ref urgency, patient_age_years: None, triage_code: None, .. } if urgency == "A1"
+        Payload::Call {
+            urgency: Urgency::A1,
+            patient_age_years: None,
+            triage_code: None,
+            ..
+        }
     ));
 }
 
@@ -286,7 +298,7 @@ fn older_writer_schema_decodes_with_reader_defaults() {
 fn confluent_framing_is_checked() {
     use dispatch_ingest::decode::confluent_header;
     let codec = Codec::bundled(WireFormat::AvroConfluent);
-    let ev = call("A1", "GM0363");
+    let ev = call(Urgency::A1, "GM0363");
     let framed = codec.encode_with_id(&ev, 258);
     assert_eq!(&framed[..5], &[0, 0, 0, 1, 2]);
     assert_eq!(confluent_header(&framed).unwrap().0, 258);
@@ -310,7 +322,7 @@ fn every_truncation_is_malformed_never_silently_null() {
     // apache-avro reads a missing trailing union as null; the codec must still see the truncation.
     for format in [WireFormat::Avro, WireFormat::AvroConfluent] {
         let codec = Codec::bundled(format);
-        let mut ev = call("A1", "GM0344");
+        let mut ev = call(Urgency::A1, "GM0344");
         if let Payload::Call {
             patient_age_years,
             triage_code,
@@ -409,7 +421,7 @@ fn an_array_block_claiming_millions_of_items_is_refused_with_bounded_memory() {
             "name": "extra", "type": {"type": "array", "items": ["null", "long"]}, "default": []
         }));
     let record = apache_avro::Schema::parse_str(&schema.to_string()).unwrap();
-    let ev = call("A1", "GM0363");
+    let ev = call(Urgency::A1, "GM0363");
     let mut bytes = Codec::bundled(WireFormat::Avro).encode_with_id(&ev, 0);
     bytes.extend(&datum);
     let e = codec
@@ -500,7 +512,7 @@ fn a_record_over_the_size_limit_is_refused_undecoded() {
         WireFormat::AvroConfluent,
     ] {
         let codec = Codec::bundled(format).with_limits(limits);
-        let mut ev = call("A1", "GM0363");
+        let mut ev = call(Urgency::A1, "GM0363");
         ev.envelope.incident_id = "I".repeat(2000);
         let bytes = codec.encode_with_id(&ev, 1);
         let e = codec.decode_local(Stream::Call, &bytes, NOW).unwrap_err();

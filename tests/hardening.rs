@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dispatch_ingest::decode::Codec;
 use dispatch_ingest::event::WireFormat;
-use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream};
+use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream, Urgency};
 use dispatch_ingest::kafka::{read_headers, RawHeader};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -26,7 +26,7 @@ fn call(incident: &str) -> DispatchEvent {
             occurred_at_ms: dispatch_ingest::pipeline::now_ms() - 60_000,
         },
         payload: Payload::Call {
-            urgency: "A1".into(),
+            urgency: Urgency::A1,
             municipality_code: "GM0344".into(),
             patient_age_years: Some(34),
             triage_code: None,

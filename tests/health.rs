@@ -100,7 +100,7 @@ fn event() -> dispatch_ingest::event::DispatchEvent {
             occurred_at_ms: dispatch_ingest::pipeline::now_ms() - 60_000,
         },
         payload: Payload::Call {
-            urgency: "A1".into(),
+            urgency: dispatch_ingest::event::Urgency::A1,
             municipality_code: "GM0344".into(),
             patient_age_years: Some(34),
             triage_code: None,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{Datelike, TimeZone};
 use dispatch_ingest::enrich::reference::Reference;
-use dispatch_ingest::event::{DispatchEvent, Payload};
+use dispatch_ingest::event::{DispatchEvent, Payload, UnitType, Urgency};
 use dispatch_ingest::generate::mmt::{with_noise, Noise};
 use dispatch_ingest::generate::national::{national_year, scaled, Plan};
 
@@ -108,7 +108,7 @@ type Key = (u8, String, String);
 fn expected(events: &[DispatchEvent]) -> (HashMap<Key, Truth>, HashMap<(String, String), u64>) {
     let (region_of, regions, successors) = layout();
     struct Inc {
-        call: Option<(i64, String, String)>,
+        call: Option<(i64, Urgency, String)>,
         counting: HashSet<String>,
         arrivals: Vec<(String, i64)>,
     }
@@ -129,13 +129,15 @@ fn expected(events: &[DispatchEvent]) -> (HashMap<Key, Truth>, HashMap<(String, 
             } => {
                 inc.call = Some((
                     e.envelope.occurred_at_ms,
-                    urgency.clone(),
+                    *urgency,
                     municipality_code.clone(),
                 ))
             }
             Payload::Alert {
-                unit_id, unit_type, ..
-            } if unit_type == "ALS_AMBULANCE" || unit_type == "RAPID_RESPONDER" => {
+                unit_id,
+                unit_type: UnitType::AlsAmbulance | UnitType::RapidResponder,
+                ..
+            } => {
                 inc.counting.insert(unit_id.clone());
             }
             Payload::OnScene { unit_id } => inc
@@ -150,7 +152,7 @@ fn expected(events: &[DispatchEvent]) -> (HashMap<Key, Truth>, HashMap<(String, 
         let Some((call, urgency, code)) = &inc.call else {
             continue;
         };
-        if urgency != "A0" && urgency != "A1" {
+        if !matches!(urgency, Urgency::A0 | Urgency::A1) {
             continue;
         }
         let local = chrono_tz::Europe::Amsterdam
@@ -182,7 +184,7 @@ fn expected(events: &[DispatchEvent]) -> (HashMap<Key, Truth>, HashMap<(String, 
             Some("unknown_municipality")
         };
         if let Some(r) = reason {
-            *excluded.entry((r.into(), urgency.clone())).or_default() += 1;
+            *excluded.entry((r.into(), urgency.to_string())).or_default() += 1;
             *excluded.entry((r.into(), "A0+A1".into())).or_default() += 1;
             continue;
         }
@@ -190,7 +192,7 @@ fn expected(events: &[DispatchEvent]) -> (HashMap<Key, Truth>, HashMap<(String, 
         let region = region_of[&code].clone();
         for area in [code.clone(), region, "NL".to_string()] {
             for q in [0, quarter] {
-                for u in [urgency.clone(), "A0+A1".to_string()] {
+                for u in [urgency.to_string(), "A0+A1".to_string()] {
                     times.entry((q, area.clone(), u)).or_default().push(seconds);
                 }
             }
@@ -250,12 +252,12 @@ async fn published_report_equals_the_figures_computed_from_the_generated_year() 
     let mut events: Vec<DispatchEvent> = (0..plan.days()).flat_map(|d| plan.day(d)).collect();
     // Only the A0/A1 incidents matter to the report; keep the other urgencies of January as
     // noise the report must leave out, to keep the test's volume down.
-    let calls: HashMap<String, (String, i64)> = events
+    let calls: HashMap<String, (Urgency, i64)> = events
         .iter()
         .filter_map(|e| match &e.payload {
             Payload::Call { urgency, .. } => Some((
                 e.envelope.incident_id.clone(),
-                (urgency.clone(), e.envelope.occurred_at_ms),
+                (*urgency, e.envelope.occurred_at_ms),
             )),
             _ => None,
         })
@@ -263,7 +265,7 @@ async fn published_report_equals_the_figures_computed_from_the_generated_year() 
     let january_end = 1_738_364_400_000; // 2025-02-01 00:00 Amsterdam
     events.retain(|e| {
         let (u, t) = &calls[&e.envelope.incident_id];
-        u == "A0" || u == "A1" || *t < january_end
+        matches!(u, Urgency::A0 | Urgency::A1) || *t < january_end
     });
     // Calls placed in Brielle (merged into Voorne aan Zee in 2023) count for Voorne aan Zee.
     let mut moved = 0;

@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use dispatch_ingest::decode::{to_json, Codec};
 use dispatch_ingest::event::WireFormat;
-use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream};
+use dispatch_ingest::event::{
+    CancelReason, DispatchEvent, DispatchKind, Envelope, Payload, Stream, TransportMode, UnitType,
+    Urgency,
+};
 use uuid::Uuid;
 
 use common::TestEnv;
 
-fn call(incident: &str, urgency: &str) -> DispatchEvent {
+fn call(incident: &str, urgency: Urgency) -> DispatchEvent {
     DispatchEvent {
         envelope: Envelope {
             event_id: Uuid::new_v4(),
@@ -22,7 +25,7 @@ fn call(incident: &str, urgency: &str) -> DispatchEvent {
             occurred_at_ms: dispatch_ingest::pipeline::now_ms() - 60_000,
         },
         payload: Payload::Call {
-            urgency: urgency.into(),
+            urgency,
             municipality_code: "GM0344".into(),
             patient_age_years: Some(34),
             triage_code: None,
@@ -60,7 +63,7 @@ async fn call_event_lands_once_across_a_restart() {
     assert_eq!(recorded, all.len() as u64);
 
     // One CallReceived, Avro, keyed by incident.
-    let ev1 = call("INC-RESTART", "A1");
+    let ev1 = call("INC-RESTART", Urgency::A1);
     let (partition, offset) = env
         .produce_raw(&topic, "INC-RESTART", &codec.encode(&ev1))
         .await;
@@ -119,7 +122,7 @@ async fn call_event_lands_once_across_a_restart() {
     assert_eq!(env.committed(&topic, partition), Some(1));
 
     // Restart with a second event for the same incident (same partition, after the first).
-    let ev2 = call("INC-RESTART", "A0");
+    let ev2 = call("INC-RESTART", Urgency::A0);
     let (p2, o2) = env
         .produce_raw(&topic, "INC-RESTART", &codec.encode(&ev2))
         .await;
@@ -158,16 +161,16 @@ async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_land() {
     let calls = env.topic(Stream::Call).to_string();
     let alerts = env.topic(Stream::Alert).to_string();
 
-    let good_call = call("INC-GOOD", "A2");
+    let good_call = call("INC-GOOD", Urgency::A2);
     env.produce_raw(&calls, "INC-GOOD", &avro.encode(&good_call))
         .await;
     // Truncated Avro.
-    let bytes = avro.encode(&call("INC-BAD-1", "A1"));
+    let bytes = avro.encode(&call("INC-BAD-1", Urgency::A1));
     let (bad1_p, bad1_o) = env
         .produce_raw(&calls, "INC-BAD-1", &bytes[..bytes.len() - 7])
         .await;
     // Well-formed Avro with an invalid municipality code.
-    let mut bad2 = call("INC-BAD-2", "A1");
+    let mut bad2 = call("INC-BAD-2", Urgency::A1);
     if let Payload::Call {
         municipality_code, ..
     } = &mut bad2.payload
@@ -186,10 +189,10 @@ async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_land() {
         },
         payload: Payload::Alert {
             unit_id: "MMT-Volkel-H".into(),
-            unit_type: "MMT_HELICOPTER".into(),
+            unit_type: UnitType::MmtHelicopter,
             mmt_station: Some("Volkel".into()),
-            dispatch_kind: "PRIMARY".into(),
-            urgency: Some("A1".into()),
+            dispatch_kind: DispatchKind::Primary,
+            urgency: Some(Urgency::A1),
         },
     };
     let json = to_json(&alert).to_string();
@@ -280,7 +283,7 @@ async fn enriched_rows_land_for_all_five_streams() {
         DispatchEvent {
             envelope: env_of("INC-E1", t),
             payload: Payload::Call {
-                urgency: "B".into(),
+                urgency: Urgency::B,
                 municipality_code: "GM0501".into(),
                 patient_age_years: Some(10),
                 triage_code: Some("BURN".into()),
@@ -289,7 +292,7 @@ async fn enriched_rows_land_for_all_five_streams() {
         DispatchEvent {
             envelope: env_of("INC-E2", t),
             payload: Payload::Call {
-                urgency: "A0".into(),
+                urgency: Urgency::A0,
                 municipality_code: "GM9999".into(),
                 patient_age_years: None,
                 triage_code: None,
@@ -299,17 +302,17 @@ async fn enriched_rows_land_for_all_five_streams() {
             envelope: env_of("INC-E1", t + 60_000),
             payload: Payload::Alert {
                 unit_id: "LL4".into(),
-                unit_type: "MMT_HELICOPTER".into(),
+                unit_type: UnitType::MmtHelicopter,
                 mmt_station: Some("Lifeliner 4".into()),
-                dispatch_kind: "PRIMARY".into(),
-                urgency: Some("A1".into()),
+                dispatch_kind: DispatchKind::Primary,
+                urgency: Some(Urgency::A1),
             },
         },
         DispatchEvent {
             envelope: env_of("INC-E1", t + 120_000),
             payload: Payload::Cancel {
                 unit_id: "LL4".into(),
-                cancel_reason: "AMBULANCE_ASSESSED_NOT_NEEDED".into(),
+                cancel_reason: CancelReason::AmbulanceAssessedNotNeeded,
             },
         },
         DispatchEvent {
@@ -322,7 +325,7 @@ async fn enriched_rows_land_for_all_five_streams() {
             envelope: env_of("INC-E1", t + 900_000),
             payload: Payload::Transport {
                 unit_id: "AMB-17-001".into(),
-                mode: "AMBULANCE".into(),
+                mode: TransportMode::Ambulance,
                 mmt_physician_accompanies: false,
                 destination: Some("Erasmus MC".into()),
                 patient_age_years: Some(10),
@@ -424,13 +427,24 @@ async fn rows_clickhouse_rejects_are_isolated_and_dead_lettered() {
         .execute()
         .await
         .unwrap();
-    let urgencies = ["A1", "C2", "A2", "B1", "C2", "A0", "B2", "C1", "A1", "A2"];
+    let urgencies = {
+        use Urgency::*;
+        [A1, C2, A2, B1, C2, A0, B2, C1, A1, A2]
+    };
     let events: Vec<DispatchEvent> = (0..200)
         .map(|i| call(&format!("INC-R{i:03}"), urgencies[i % urgencies.len()]))
         .collect();
     let rejected = events
         .iter()
-        .filter(|e| matches!(&e.payload, Payload::Call { urgency, .. } if urgency == "C2"))
+        .filter(|e| {
+            matches!(
+                &e.payload,
+                Payload::Call {
+                    urgency: Urgency::C2,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(rejected, 40);
     let codec = Codec::bundled(WireFormat::Avro);

@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{Datelike, TimeZone, Utc};
 use dispatch_ingest::decode::Codec;
 use dispatch_ingest::event::WireFormat;
-use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream};
+use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream, Urgency};
 use uuid::Uuid;
 
 use common::TestEnv;
@@ -30,7 +30,7 @@ fn call(incident: &str, occurred_at_ms: i64) -> DispatchEvent {
             occurred_at_ms,
         },
         payload: Payload::Call {
-            urgency: "A1".into(),
+            urgency: Urgency::A1,
             municipality_code: "GM0344".into(),
             patient_age_years: Some(34),
             triage_code: None,

@@ -598,147 +598,30 @@ impl Codec {
     }
 }
 
-/// The event as a JSON object with the Avro field names.
+/// The event as a JSON object with the Avro field names: the envelope, and the payload as serde
+/// writes it (its fields carry the Avro field names, a domain enum is written as its symbol; the
+/// `type` tag is not a field of any schema).
 pub fn to_json(event: &DispatchEvent) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
-    if let Value::Record(fields) = to_avro_value(event) {
-        for (name, value) in fields {
-            map.insert(name, avro_to_json(&value));
-        }
-    }
+    let e = &event.envelope;
+    let mut map = match serde_json::to_value(&event.payload) {
+        Ok(serde_json::Value::Object(map)) => map,
+        other => unreachable!("a payload serialises to an object, not {other:?}"),
+    };
+    map.remove("type");
+    map.insert("event_id".into(), e.event_id.to_string().into());
+    map.insert("incident_id".into(), e.incident_id.clone().into());
+    map.insert("dispatch_centre".into(), e.dispatch_centre.clone().into());
+    map.insert("occurred_at".into(), e.occurred_at_ms.into());
     serde_json::Value::Object(map)
 }
 
-fn avro_to_json(value: &Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match value {
-        Value::Null => J::Null,
-        Value::Boolean(b) => J::Bool(*b),
-        Value::Int(i) => J::from(*i),
-        Value::Long(l) | Value::TimestampMillis(l) => J::from(*l),
-        Value::String(s) | Value::Enum(_, s) => J::String(s.clone()),
-        Value::Uuid(u) => J::String(u.to_string()),
-        Value::Union(_, inner) => avro_to_json(inner),
-        other => J::String(format!("{other:?}")),
-    }
-}
-
-/// The event as an Avro record of its bundled schema (for Avro container files).
+/// The event as an Avro record of its bundled schema (for Avro container files and
+/// [`Codec::encode`]): [`to_json`] read by the conversion that reads JSON messages, so the
+/// domain -> wire mapping is the JSON one and the record has the schema's field order, unions
+/// and enum indexes by construction.
 pub fn to_avro_value(event: &DispatchEvent) -> Value {
-    let e = &event.envelope;
-    let mut fields = vec![
-        (
-            "event_id".to_string(),
-            Value::String(e.event_id.to_string()),
-        ),
-        ("incident_id".into(), Value::String(e.incident_id.clone())),
-        (
-            "dispatch_centre".into(),
-            Value::String(e.dispatch_centre.clone()),
-        ),
-        (
-            "occurred_at".into(),
-            Value::TimestampMillis(e.occurred_at_ms),
-        ),
-    ];
-    let opt_str = |v: &Option<String>| match v {
-        Some(s) => Value::Union(1, Box::new(Value::String(s.clone()))),
-        None => Value::Union(0, Box::new(Value::Null)),
-    };
-    let opt_int = |v: &Option<i32>| match v {
-        Some(i) => Value::Union(1, Box::new(Value::Int(*i))),
-        None => Value::Union(0, Box::new(Value::Null)),
-    };
-    // to_avro_datum needs the enum index as well as the symbol: look it up in the schema.
-    let schema = bundled_schema(event.stream());
-    let sym = |field: &str, symbol: &str| -> Value {
-        let idx = enum_symbols(schema, field)
-            .and_then(|s| s.iter().position(|x| x == symbol))
-            .unwrap_or(0) as u32;
-        Value::Enum(idx, symbol.to_string())
-    };
-    match &event.payload {
-        Payload::Call {
-            urgency,
-            municipality_code,
-            patient_age_years,
-            triage_code,
-        } => {
-            fields.push(("urgency".into(), sym("urgency", urgency)));
-            fields.push((
-                "municipality_code".into(),
-                Value::String(municipality_code.clone()),
-            ));
-            fields.push(("patient_age_years".into(), opt_int(patient_age_years)));
-            fields.push(("triage_code".into(), opt_str(triage_code)));
-        }
-        Payload::Alert {
-            unit_id,
-            unit_type,
-            mmt_station,
-            dispatch_kind,
-            urgency,
-        } => {
-            fields.push(("unit_id".into(), Value::String(unit_id.clone())));
-            fields.push(("unit_type".into(), sym("unit_type", unit_type)));
-            fields.push(("mmt_station".into(), opt_str(mmt_station)));
-            fields.push(("dispatch_kind".into(), sym("dispatch_kind", dispatch_kind)));
-            let u = match urgency {
-                Some(u) => Value::Union(1, Box::new(sym("urgency", u))),
-                None => Value::Union(0, Box::new(Value::Null)),
-            };
-            fields.push(("urgency".into(), u));
-        }
-        Payload::Cancel {
-            unit_id,
-            cancel_reason,
-        } => {
-            fields.push(("unit_id".into(), Value::String(unit_id.clone())));
-            fields.push(("cancel_reason".into(), sym("cancel_reason", cancel_reason)));
-        }
-        Payload::OnScene { unit_id } => {
-            fields.push(("unit_id".into(), Value::String(unit_id.clone())));
-        }
-        Payload::Transport {
-            unit_id,
-            mode,
-            mmt_physician_accompanies,
-            destination,
-            patient_age_years,
-            trauma,
-        } => {
-            fields.push(("unit_id".into(), Value::String(unit_id.clone())));
-            fields.push(("mode".into(), sym("mode", mode)));
-            fields.push((
-                "mmt_physician_accompanies".into(),
-                Value::Boolean(*mmt_physician_accompanies),
-            ));
-            fields.push(("destination".into(), opt_str(destination)));
-            fields.push(("patient_age_years".into(), opt_int(patient_age_years)));
-            let t = match trauma {
-                Some(b) => Value::Union(1, Box::new(Value::Boolean(*b))),
-                None => Value::Union(0, Box::new(Value::Null)),
-            };
-            fields.push(("trauma".into(), t));
-        }
-    }
-    Value::Record(fields)
-}
-
-/// Symbols of the enum that field `field` of a record schema has (directly or in a union).
-fn enum_symbols<'a>(schema: &'a Schema, field: &str) -> Option<&'a Vec<String>> {
-    let Schema::Record(RecordSchema { fields, .. }) = schema else {
-        return None;
-    };
-    let f = fields.iter().find(|f| f.name == field)?;
-    match &f.schema {
-        Schema::Enum(e) => Some(&e.symbols),
-        Schema::Union(u) => u.variants().iter().find_map(|v| match v {
-            Schema::Enum(e) => Some(&e.symbols),
-            _ => None,
-        }),
-        _ => None,
-    }
+    json_to_avro(&to_json(event), bundled_schema(event.stream()), "")
+        .expect("events built by this crate match the bundled schema")
 }
 
 /// Convert a JSON value to an Avro value of `schema`, applying field defaults and enum defaults
@@ -927,17 +810,20 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn symbol(&self, name: &str) -> Result<String, DecodeError> {
+    /// The domain value of an enum field. The value is already resolved against the bundled
+    /// reader schema, so its symbol is one of that schema's (a symbol the reader lacks became
+    /// the enum's default); a symbol without a domain variant is reported as unknown.
+    fn symbol<T: std::str::FromStr>(&self, name: &str) -> Result<T, DecodeError> {
         match self.get(name)? {
-            Value::Enum(_, s) => Ok(s.clone()),
+            Value::Enum(_, s) => parse_symbol(name, s),
             other => Err(Self::wrong(name, "an enum symbol", other)),
         }
     }
 
-    fn opt_symbol(&self, name: &str) -> Result<Option<String>, DecodeError> {
+    fn opt_symbol<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, DecodeError> {
         match self.get(name)? {
             Value::Null => Ok(None),
-            Value::Enum(_, s) => Ok(Some(s.clone())),
+            Value::Enum(_, s) => parse_symbol(name, s).map(Some),
             other => Err(Self::wrong(name, "an enum symbol or null", other)),
         }
     }
@@ -982,6 +868,14 @@ impl<'a> Fields<'a> {
             other => Err(Self::wrong(name, "timestamp-millis", other)),
         }
     }
+}
+
+/// The one mapping from an Avro symbol to its domain enum (see [`crate::event`]).
+fn parse_symbol<T: std::str::FromStr>(field: &str, symbol: &str) -> Result<T, DecodeError> {
+    symbol.parse().map_err(|_| DecodeError::UnknownSymbol {
+        field: field.to_string(),
+        symbol: symbol.to_string(),
+    })
 }
 
 fn extract(stream: Stream, value: &Value, now_ms: i64) -> Result<DispatchEvent, DecodeError> {

@@ -28,16 +28,13 @@ use std::sync::Mutex;
 use chrono::{NaiveDate, TimeZone};
 
 use crate::config::EnrichConfig;
-use crate::event::{DispatchEvent, Payload, SourcePosition, WireFormat};
+use crate::event::{DispatchEvent, Payload, SourcePosition, Urgency, WireFormat};
 use crate::row::EventRow;
 use crate::telemetry;
 use reference::Reference;
 
 /// Value of `region_code` (and the other geography columns) when the municipality is unknown.
 pub const UNKNOWN: &str = "unknown";
-
-/// VUI urgencies, most urgent first.
-pub const VUI: [&str; 7] = ["A0", "A1", "A2", "B1", "B2", "C1", "C2"];
 
 /// Response-time norms in seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,25 +44,28 @@ pub struct Norms {
     pub a2: u16,
 }
 
-/// The VUI urgency for a code as sent (VUI or pre-VUI); `None` for anything else.
-pub fn normalize_urgency(raw: &str) -> Option<&'static str> {
-    match raw.trim().to_ascii_uppercase().as_str() {
-        "B" => Some("B2"),
-        other => VUI.iter().find(|u| **u == other).copied(),
+/// The VUI urgency of an urgency as sent: a VUI urgency is itself, the pre-VUI planned `B` is
+/// B2, and `UNKNOWN` (the schema default for a symbol it does not know) has none.
+pub fn normalize_urgency(urgency: Urgency) -> Option<Urgency> {
+    match urgency {
+        Urgency::B => Some(Urgency::B2),
+        Urgency::Unknown => None,
+        vui => Some(vui),
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct UrgencyInfo {
-    pub vui: &'static str,
+    pub vui: Urgency,
     /// 1 (A0) to 7 (C2).
     pub rank: u8,
     pub is_emergency: bool,
     pub norm_seconds: Option<u16>,
 }
 
-pub fn urgency_info(vui: &'static str, norms: &Norms) -> UrgencyInfo {
-    let rank = VUI
+/// Rank, emergency and norm of a VUI urgency (from [`normalize_urgency`]).
+pub fn urgency_info(vui: Urgency, norms: &Norms) -> UrgencyInfo {
+    let rank = Urgency::VUI
         .iter()
         .position(|u| *u == vui)
         .map_or(0, |i| i as u8 + 1);
@@ -74,9 +74,9 @@ pub fn urgency_info(vui: &'static str, norms: &Norms) -> UrgencyInfo {
         rank,
         is_emergency: (1..=3).contains(&rank),
         norm_seconds: match vui {
-            "A0" => Some(norms.a0),
-            "A1" => Some(norms.a1),
-            "A2" => Some(norms.a2),
+            Urgency::A0 => Some(norms.a0),
+            Urgency::A1 => Some(norms.a1),
+            Urgency::A2 => Some(norms.a2),
             _ => None,
         },
     }
@@ -264,10 +264,11 @@ pub fn to_row(event: &DispatchEvent, meta: &Meta<'_>, enricher: &Enricher) -> Ev
         ..EventRow::default()
     };
     let date = local_date(e.occurred_at_ms);
-    let set_urgency = |row: &mut EventRow, raw: &str| {
-        if let Some(vui) = normalize_urgency(raw) {
+    let set_urgency = |row: &mut EventRow, urgency: Urgency| {
+        row.urgency = Some(urgency.as_str().to_string());
+        if let Some(vui) = normalize_urgency(urgency) {
             let info = urgency_info(vui, &enricher.norms);
-            row.urgency_vui = Some(info.vui.to_string());
+            row.urgency_vui = Some(info.vui.as_str().to_string());
             row.urgency_rank = Some(info.rank);
             row.is_emergency = Some(u8::from(info.is_emergency));
             row.response_norm_seconds = info.norm_seconds;
@@ -286,8 +287,7 @@ pub fn to_row(event: &DispatchEvent, meta: &Meta<'_>, enricher: &Enricher) -> Ev
             patient_age_years,
             triage_code,
         } => {
-            row.urgency = Some(urgency.clone());
-            set_urgency(&mut row, urgency);
+            set_urgency(&mut row, *urgency);
             row.municipality_code = Some(municipality_code.clone());
             let today = local_date(i64::from(meta.ingested_at) * 1000);
             let geo = enricher.geography(municipality_code, date, today);
@@ -313,13 +313,12 @@ pub fn to_row(event: &DispatchEvent, meta: &Meta<'_>, enricher: &Enricher) -> Ev
             urgency,
         } => {
             row.unit_id = Some(unit_id.clone());
-            row.unit_type = Some(unit_type.clone());
+            row.unit_type = Some(unit_type.as_str().to_string());
             row.mmt_station = mmt_station.clone();
             row.mmt_station_norm = mmt_station.as_deref().map(|s| enricher.station(s, date));
-            row.dispatch_kind = Some(dispatch_kind.clone());
-            row.urgency = urgency.clone();
+            row.dispatch_kind = Some(dispatch_kind.as_str().to_string());
             if let Some(u) = urgency {
-                set_urgency(&mut row, u);
+                set_urgency(&mut row, *u);
             }
         }
         Payload::Cancel {
@@ -327,7 +326,7 @@ pub fn to_row(event: &DispatchEvent, meta: &Meta<'_>, enricher: &Enricher) -> Ev
             cancel_reason,
         } => {
             row.unit_id = Some(unit_id.clone());
-            row.cancel_reason = Some(cancel_reason.clone());
+            row.cancel_reason = Some(cancel_reason.as_str().to_string());
         }
         Payload::OnScene { unit_id } => {
             row.unit_id = Some(unit_id.clone());
@@ -341,7 +340,7 @@ pub fn to_row(event: &DispatchEvent, meta: &Meta<'_>, enricher: &Enricher) -> Ev
             trauma,
         } => {
             row.unit_id = Some(unit_id.clone());
-            row.transport_mode = Some(mode.clone());
+            row.transport_mode = Some(mode.as_str().to_string());
             row.mmt_physician_accompanies = Some(u8::from(*mmt_physician_accompanies));
             row.destination = destination.clone();
             row.patient_age_years = age(*patient_age_years);
@@ -356,7 +355,7 @@ pub fn to_row(event: &DispatchEvent, meta: &Meta<'_>, enricher: &Enricher) -> Ev
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Envelope;
+    use crate::event::{CancelReason, DispatchKind, Envelope, TransportMode, UnitType};
     use std::path::Path;
     use uuid::Uuid;
 
@@ -377,22 +376,24 @@ mod tests {
 
     #[test]
     fn urgency_codes_normalise_to_vui() {
+        use Urgency::*;
         let cases = [
-            ("A0", Some("A0")),
-            ("A1", Some("A1")),
-            ("a2", Some("A2")),
-            ("B1", Some("B1")),
-            ("B2", Some("B2")),
-            ("C1", Some("C1")),
-            ("C2", Some("C2")),
-            // pre-VUI codes
-            ("B", Some("B2")),
-            (" A1 ", Some("A1")),
-            // not an urgency
-            ("UNKNOWN", None),
-            ("A3", None),
-            ("", None),
+            (A0, Some(A0)),
+            (A1, Some(A1)),
+            (A2, Some(A2)),
+            (B1, Some(B1)),
+            (B2, Some(B2)),
+            (C1, Some(C1)),
+            (C2, Some(C2)),
+            // pre-VUI planned urgency
+            (B, Some(B2)),
+            // the schema default for a symbol it does not know: not an urgency
+            (Unknown, None),
         ];
+        assert_eq!(
+            cases.len(),
+            <Urgency as strum::VariantArray>::VARIANTS.len()
+        );
         for (raw, want) in cases {
             assert_eq!(normalize_urgency(raw), want, "{raw:?}");
         }
@@ -400,14 +401,15 @@ mod tests {
 
     #[test]
     fn urgency_rank_emergency_and_norm() {
+        use Urgency::*;
         let cases = [
-            ("A0", 1, true, Some(900)),
-            ("A1", 2, true, Some(900)),
-            ("A2", 3, true, Some(1800)),
-            ("B1", 4, false, None),
-            ("B2", 5, false, None),
-            ("C1", 6, false, None),
-            ("C2", 7, false, None),
+            (A0, 1, true, Some(900)),
+            (A1, 2, true, Some(900)),
+            (A2, 3, true, Some(1800)),
+            (B1, 4, false, None),
+            (B2, 5, false, None),
+            (C1, 6, false, None),
+            (C2, 7, false, None),
         ];
         for (vui, rank, emergency, norm) in cases {
             let info = urgency_info(normalize_urgency(vui).unwrap(), &NORMS);
@@ -422,7 +424,7 @@ mod tests {
             a1: 900,
             a2: 1800,
         };
-        assert_eq!(urgency_info("A0", &custom).norm_seconds, Some(600));
+        assert_eq!(urgency_info(A0, &custom).norm_seconds, Some(600));
     }
 
     #[test]
@@ -577,7 +579,7 @@ mod tests {
     fn hellevoetsluis_call() -> DispatchEvent {
         event(
             Payload::Call {
-                urgency: "B".into(),
+                urgency: Urgency::B,
                 municipality_code: "GM0530".into(),
                 patient_age_years: Some(7),
                 triage_code: Some("BURN".into()),
@@ -646,9 +648,9 @@ mod tests {
             &event(
                 Payload::Alert {
                     unit_id: "MMT-1".into(),
-                    unit_type: "MMT_HELICOPTER".into(),
+                    unit_type: UnitType::MmtHelicopter,
                     mmt_station: Some("Lifeliner 2".into()),
-                    dispatch_kind: "SECONDARY".into(),
+                    dispatch_kind: DispatchKind::Secondary,
                     urgency: None,
                 },
                 at,
@@ -669,7 +671,7 @@ mod tests {
             &event(
                 Payload::Transport {
                     unit_id: "AMB-1".into(),
-                    mode: "HELICOPTER".into(),
+                    mode: TransportMode::Helicopter,
                     mmt_physician_accompanies: true,
                     destination: None,
                     patient_age_years: None,
@@ -693,7 +695,7 @@ mod tests {
             &event(
                 Payload::Cancel {
                     unit_id: "MMT-1".into(),
-                    cancel_reason: "WEATHER".into(),
+                    cancel_reason: CancelReason::Weather,
                 },
                 at,
             ),

@@ -13,8 +13,9 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+use super::{ambulance_alert, on_scene};
 use crate::enrich::reference::Reference;
-use crate::event::{DispatchEvent, Envelope, Payload};
+use crate::event::{CancelReason, DispatchEvent, Envelope, Payload, TransportMode, Urgency};
 
 /// The factsheet's figures for one year.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,14 +95,14 @@ pub const STATIONS: [StationSpec; 4] = [
 ];
 
 /// Cancel reasons and their shares (assumption; the factsheet names the most common one).
-pub const CANCEL_REASONS: [(&str, f64); 7] = [
-    ("AMBULANCE_ASSESSED_NOT_NEEDED", 0.55),
-    ("NO_PATIENT_OR_MINOR_INJURY", 0.15),
-    ("PATIENT_DECEASED", 0.12),
-    ("MMT_UNAVAILABLE", 0.06),
-    ("WEATHER", 0.05),
-    ("DISPATCH_ERROR", 0.03),
-    ("OTHER", 0.04),
+pub const CANCEL_REASONS: [(CancelReason, f64); 7] = [
+    (CancelReason::AmbulanceAssessedNotNeeded, 0.55),
+    (CancelReason::NoPatientOrMinorInjury, 0.15),
+    (CancelReason::PatientDeceased, 0.12),
+    (CancelReason::MmtUnavailable, 0.06),
+    (CancelReason::Weather, 0.05),
+    (CancelReason::DispatchError, 0.03),
+    (CancelReason::Other, 0.04),
 ];
 
 const TRAUMA_CODES: [&str; 5] = [
@@ -187,7 +188,7 @@ pub fn mmt_year(spec: &MmtYear, seed: u64, reference: &Reference) -> Vec<Dispatc
     let station_index: Vec<usize> = (0..STATIONS.len()).collect();
     let stations = spread(&station_index, &apportion(n, &station_weights), &mut rng);
     let reason_weights: Vec<f64> = CANCEL_REASONS.iter().map(|r| r.1).collect();
-    let reason_names: Vec<&str> = CANCEL_REASONS.iter().map(|r| r.0).collect();
+    let reason_names: Vec<CancelReason> = CANCEL_REASONS.iter().map(|r| r.0).collect();
     let reasons = spread(&reason_names, &apportion(n - d, &reason_weights), &mut rng);
     // Municipalities of each station's regions, valid in that year.
     let mid_year = NaiveDate::from_ymd_opt(spec.year, 7, 1).expect("date");
@@ -260,11 +261,15 @@ pub fn mmt_year(spec: &MmtYear, seed: u64, reference: &Reference) -> Vec<Dispatc
         } else {
             MEDICAL_CODES[rng.random_range(0..MEDICAL_CODES.len())]
         };
-        let urgency = if rng.random_bool(0.2) { "A0" } else { "A1" };
+        let urgency = if rng.random_bool(0.2) {
+            Urgency::A0
+        } else {
+            Urgency::A1
+        };
         events.push(DispatchEvent {
             envelope: env(&mut rng, t0),
             payload: Payload::Call {
-                urgency: urgency.into(),
+                urgency,
                 municipality_code: municipality,
                 patient_age_years: age,
                 triage_code: Some(triage.into()),
@@ -275,19 +280,11 @@ pub fn mmt_year(spec: &MmtYear, seed: u64, reference: &Reference) -> Vec<Dispatc
         let amb_on_scene = amb_alert + rng.random_range(300_000..900_000);
         events.push(DispatchEvent {
             envelope: env(&mut rng, amb_alert),
-            payload: Payload::Alert {
-                unit_id: amb.clone(),
-                unit_type: "ALS_AMBULANCE".into(),
-                mmt_station: None,
-                dispatch_kind: "PRIMARY".into(),
-                urgency: Some(urgency.into()),
-            },
+            payload: ambulance_alert(&amb, urgency),
         });
         events.push(DispatchEvent {
             envelope: env(&mut rng, amb_on_scene),
-            payload: Payload::OnScene {
-                unit_id: amb.clone(),
-            },
+            payload: on_scene(&amb),
         });
         let heli = helicopter[i];
         let station_name = STATIONS[station].0;
@@ -299,33 +296,25 @@ pub fn mmt_year(spec: &MmtYear, seed: u64, reference: &Reference) -> Vec<Dispatc
         };
         events.push(DispatchEvent {
             envelope: env(&mut rng, mmt_alert),
-            payload: Payload::Alert {
-                unit_id: mmt.clone(),
-                unit_type: if heli { "MMT_HELICOPTER" } else { "MMT_CAR" }.into(),
-                mmt_station: Some(station_name.into()),
-                dispatch_kind: if primary[i] { "PRIMARY" } else { "SECONDARY" }.into(),
-                urgency: Some(urgency.into()),
-            },
+            payload: super::mmt_alert(&mmt, heli, station_name, primary[i], urgency),
         });
         if is_deployment {
             let mmt_on_scene = mmt_alert + rng.random_range(600_000..1_500_000);
             events.push(DispatchEvent {
                 envelope: env(&mut rng, mmt_on_scene),
-                payload: Payload::OnScene {
-                    unit_id: mmt.clone(),
-                },
+                payload: on_scene(&mmt),
             });
             let leave = mmt_on_scene + rng.random_range(900_000..2_400_000);
             let (unit, mode, physician) = if heli_transport {
-                (mmt.clone(), "HELICOPTER", true)
+                (mmt.clone(), TransportMode::Helicopter, true)
             } else {
-                (amb.clone(), "AMBULANCE", rng.random_bool(0.55))
+                (amb.clone(), TransportMode::Ambulance, rng.random_bool(0.55))
             };
             events.push(DispatchEvent {
                 envelope: env(&mut rng, leave),
                 payload: Payload::Transport {
                     unit_id: unit,
-                    mode: mode.into(),
+                    mode,
                     mmt_physician_accompanies: physician,
                     destination: None,
                     patient_age_years: age,
@@ -340,7 +329,7 @@ pub fn mmt_year(spec: &MmtYear, seed: u64, reference: &Reference) -> Vec<Dispatc
                 envelope: env(&mut rng, at),
                 payload: Payload::Cancel {
                     unit_id: mmt,
-                    cancel_reason: reason.into(),
+                    cancel_reason: reason,
                 },
             });
         }
@@ -392,11 +381,10 @@ pub fn with_noise(mut events: Vec<DispatchEvent>, noise: Noise, seed: u64) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{DispatchKind, UnitType};
     use std::collections::HashSet;
 
-    fn reference() -> Reference {
-        super::super::shipped_reference()
-    }
+    use crate::generate::shipped_reference as reference;
 
     #[test]
     fn apportion_is_exact_and_proportional() {
@@ -423,10 +411,10 @@ mod tests {
                         unit_type,
                         dispatch_kind,
                         ..
-                    } if unit_type.starts_with("MMT_") => {
+                    } if unit_type.is_mmt() => {
                         mmt_alerts += 1;
-                        heli += u32::from(unit_type == "MMT_HELICOPTER");
-                        primary += u32::from(dispatch_kind == "PRIMARY");
+                        heli += u32::from(*unit_type == UnitType::MmtHelicopter);
+                        primary += u32::from(*dispatch_kind == DispatchKind::Primary);
                         let local = crate::enrich::local_date(e.envelope.occurred_at_ms);
                         assert_eq!(local.year(), spec.year, "alert inside its year");
                     }
@@ -438,8 +426,9 @@ mod tests {
                         mmt_physician_accompanies,
                         ..
                     } => {
-                        heli_transport +=
-                            u32::from(mode == "HELICOPTER" && *mmt_physician_accompanies);
+                        heli_transport += u32::from(
+                            *mode == TransportMode::Helicopter && *mmt_physician_accompanies,
+                        );
                     }
                     _ => {}
                 }

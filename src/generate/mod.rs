@@ -21,7 +21,10 @@ use std::collections::HashMap;
 
 use crate::config::Config;
 use crate::decode::Codec;
-use crate::event::{DispatchEvent, Envelope, Payload, Stream, WireFormat};
+use crate::event::{
+    CancelReason, DispatchEvent, DispatchKind, Envelope, Payload, Stream, TransportMode, UnitType,
+    Urgency, WireFormat,
+};
 use crate::kafka::client_config;
 
 pub const DISPATCH_CENTRES: [&str; 5] = [
@@ -49,6 +52,64 @@ pub struct SampleOptions {
     pub spacing_ms: i64,
 }
 
+/// An alert of `unit` (a unit of `unit_type`, an MMT unit with its station) for an incident of
+/// `urgency`: the alert every generator builds.
+pub(crate) fn alert(
+    unit: &str,
+    unit_type: UnitType,
+    station: Option<&str>,
+    dispatch_kind: DispatchKind,
+    urgency: Urgency,
+) -> Payload {
+    Payload::Alert {
+        unit_id: unit.to_string(),
+        unit_type,
+        mmt_station: station.map(Into::into),
+        dispatch_kind,
+        urgency: Some(urgency),
+    }
+}
+
+/// The alert of an ALS ambulance by the dispatcher on the 112 call.
+pub(crate) fn ambulance_alert(unit: &str, urgency: Urgency) -> Payload {
+    alert(
+        unit,
+        UnitType::AlsAmbulance,
+        None,
+        DispatchKind::Primary,
+        urgency,
+    )
+}
+
+/// The alert of an MMT unit of `station`: helicopter or car, primary (by the dispatcher on the
+/// 112 call) or secondary (requested by the crew).
+pub(crate) fn mmt_alert(
+    unit: &str,
+    helicopter: bool,
+    station: &str,
+    primary: bool,
+    urgency: Urgency,
+) -> Payload {
+    let unit_type = if helicopter {
+        UnitType::MmtHelicopter
+    } else {
+        UnitType::MmtCar
+    };
+    let kind = if primary {
+        DispatchKind::Primary
+    } else {
+        DispatchKind::Secondary
+    };
+    alert(unit, unit_type, Some(station), kind, urgency)
+}
+
+/// `unit` arrives on scene.
+pub(crate) fn on_scene(unit: &str) -> Payload {
+    Payload::OnScene {
+        unit_id: unit.to_string(),
+    }
+}
+
 fn uuid(rng: &mut StdRng) -> Uuid {
     uuid::Builder::from_random_bytes(rng.random()).into_uuid()
 }
@@ -63,7 +124,10 @@ pub fn sample_events(opts: &SampleOptions) -> Vec<DispatchEvent> {
         t += rng.random_range(1..=opts.spacing_ms.max(1) * 2);
         let incident_id = format!("INC-{}-{:07}", opts.seed, i);
         let centre = DISPATCH_CENTRES[rng.random_range(0..DISPATCH_CENTRES.len())].to_string();
-        let urgency = ["A0", "A1", "A1", "A1", "A2", "A2", "B1", "B2"][rng.random_range(0..8)];
+        let urgency = {
+            use Urgency::*;
+            [A0, A1, A1, A1, A2, A2, B1, B2][rng.random_range(0..8)]
+        };
         let env = |rng: &mut StdRng, at: i64| Envelope {
             event_id: uuid(rng),
             incident_id: incident_id.clone(),
@@ -73,7 +137,7 @@ pub fn sample_events(opts: &SampleOptions) -> Vec<DispatchEvent> {
         events.push(DispatchEvent {
             envelope: env(&mut rng, t),
             payload: Payload::Call {
-                urgency: urgency.into(),
+                urgency,
                 municipality_code: MUNICIPALITIES[rng.random_range(0..MUNICIPALITIES.len())].into(),
                 patient_age_years: rng.random_bool(0.9).then(|| rng.random_range(0..100)),
                 triage_code: None,
@@ -87,20 +151,12 @@ pub fn sample_events(opts: &SampleOptions) -> Vec<DispatchEvent> {
         let alert_at = t + rng.random_range(30_000..120_000);
         events.push(DispatchEvent {
             envelope: env(&mut rng, alert_at),
-            payload: Payload::Alert {
-                unit_id: amb.clone(),
-                unit_type: "ALS_AMBULANCE".into(),
-                mmt_station: None,
-                dispatch_kind: "PRIMARY".into(),
-                urgency: Some(urgency.into()),
-            },
+            payload: ambulance_alert(&amb, urgency),
         });
         let on_scene_at = alert_at + rng.random_range(180_000..1_200_000);
         events.push(DispatchEvent {
             envelope: env(&mut rng, on_scene_at),
-            payload: Payload::OnScene {
-                unit_id: amb.clone(),
-            },
+            payload: on_scene(&amb),
         });
         if rng.random_bool(0.15) {
             let station = STATIONS[rng.random_range(0..STATIONS.len())];
@@ -109,25 +165,14 @@ pub fn sample_events(opts: &SampleOptions) -> Vec<DispatchEvent> {
             let mmt_at = t + rng.random_range(60_000..300_000);
             events.push(DispatchEvent {
                 envelope: env(&mut rng, mmt_at),
-                payload: Payload::Alert {
-                    unit_id: mmt.clone(),
-                    unit_type: if heli { "MMT_HELICOPTER" } else { "MMT_CAR" }.into(),
-                    mmt_station: Some(station.into()),
-                    dispatch_kind: if rng.random_bool(0.92) {
-                        "PRIMARY"
-                    } else {
-                        "SECONDARY"
-                    }
-                    .into(),
-                    urgency: Some(urgency.into()),
-                },
+                payload: mmt_alert(&mmt, heli, station, rng.random_bool(0.92), urgency),
             });
             if rng.random_bool(0.58) {
                 events.push(DispatchEvent {
                     envelope: env(&mut rng, on_scene_at + 60_000),
                     payload: Payload::Cancel {
                         unit_id: mmt,
-                        cancel_reason: "AMBULANCE_ASSESSED_NOT_NEEDED".into(),
+                        cancel_reason: CancelReason::AmbulanceAssessedNotNeeded,
                     },
                 });
             } else {
@@ -136,7 +181,7 @@ pub fn sample_events(opts: &SampleOptions) -> Vec<DispatchEvent> {
                         let at = mmt_at + rng.random_range(300_000..1_500_000);
                         env(&mut rng, at)
                     },
-                    payload: Payload::OnScene { unit_id: mmt },
+                    payload: on_scene(&mmt),
                 });
             }
         }
@@ -148,7 +193,7 @@ pub fn sample_events(opts: &SampleOptions) -> Vec<DispatchEvent> {
                 },
                 payload: Payload::Transport {
                     unit_id: amb,
-                    mode: "AMBULANCE".into(),
+                    mode: TransportMode::Ambulance,
                     mmt_physician_accompanies: false,
                     destination: None,
                     patient_age_years: None,

@@ -19,8 +19,11 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 
 use super::mmt::apportion;
+use super::{alert, on_scene};
 use crate::enrich::reference::Reference;
-use crate::event::{DispatchEvent, Envelope, Payload};
+use crate::event::{
+    CancelReason, DispatchEvent, DispatchKind, Envelope, Payload, TransportMode, UnitType, Urgency,
+};
 
 /// National figures for 2024.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,7 +46,8 @@ pub const NATIONAL_2024: NationalYear = NationalYear {
 };
 
 /// Urgencies of the deployments: A0, A1 from the figures; the rest split 60/10/30 over A2, B1, B2.
-pub const OTHER_SPLIT: [(&str, f64); 3] = [("A2", 0.6), ("B1", 0.1), ("B2", 0.3)];
+pub const OTHER_SPLIT: [(Urgency, f64); 3] =
+    [(Urgency::A2, 0.6), (Urgency::B1, 0.1), (Urgency::B2, 0.3)];
 
 /// Mean response seconds (call accepted -> first ambulance on scene).
 pub const MEAN_A0: f64 = 515.0; // 8:35
@@ -178,7 +182,13 @@ pub struct Plan {
     sigma: f64,
 }
 
-pub const URGENCIES: [&str; 5] = ["A0", "A1", "A2", "B1", "B2"];
+pub const URGENCIES: [Urgency; 5] = [
+    Urgency::A0,
+    Urgency::A1,
+    Urgency::A2,
+    Urgency::B1,
+    Urgency::B2,
+];
 
 impl Plan {
     pub fn new(spec: NationalYear, seed: u64, reference: &Reference) -> Plan {
@@ -311,7 +321,7 @@ impl Plan {
         rapid.shuffle(&mut rng);
         let mut events = Vec::with_capacity(deployments as usize * 4);
         let mut k = 0usize;
-        for (u, urgency) in URGENCIES.iter().enumerate() {
+        for (u, urgency) in URGENCIES.into_iter().enumerate() {
             for _ in 0..counts[u] {
                 let seconds = rng.random_range(0..86_400u32);
                 let local = date.and_hms_opt(0, 0, 0).expect("midnight")
@@ -325,24 +335,17 @@ impl Plan {
                     dispatch_centre: place.centre.clone(),
                     occurred_at_ms: at,
                 };
-                let alert = |unit: &str, unit_type: &str, station: Option<&str>| Payload::Alert {
-                    unit_id: unit.to_string(),
-                    unit_type: unit_type.into(),
-                    mmt_station: station.map(Into::into),
-                    dispatch_kind: "PRIMARY".into(),
-                    urgency: Some((*urgency).into()),
-                };
-                let on_scene = |unit: &str| Payload::OnScene {
-                    unit_id: unit.to_string(),
+                let alert = |unit: &str, unit_type: UnitType, station: Option<&str>| {
+                    alert(unit, unit_type, station, DispatchKind::Primary, urgency)
                 };
                 let cancel = |unit: &str| Payload::Cancel {
                     unit_id: unit.to_string(),
-                    cancel_reason: "OTHER".into(),
+                    cancel_reason: CancelReason::Other,
                 };
                 events.push(DispatchEvent {
                     envelope: env(&mut rng, t0),
                     payload: Payload::Call {
-                        urgency: (*urgency).into(),
+                        urgency,
                         municipality_code: place.code.clone(),
                         patient_age_years: rng.random_bool(0.92).then(|| rng.random_range(0..100)),
                         triage_code: None,
@@ -368,7 +371,7 @@ impl Plan {
                 let alert_at = t0 + (response_ms.max(0) / 8).min(120_000);
                 events.push(DispatchEvent {
                     envelope: env(&mut rng, alert_at),
-                    payload: alert(&unit, "ALS_AMBULANCE", None),
+                    payload: alert(&unit, UnitType::AlsAmbulance, None),
                 });
                 // A rapid responder alerted with the ambulance: for A0/A1 either may arrive
                 // first (the first counting arrival is the response time), otherwise later.
@@ -395,7 +398,7 @@ impl Plan {
                 if let Some(rr) = &rr {
                     events.push(DispatchEvent {
                         envelope: env(&mut rng, alert_at + 5_000),
-                        payload: alert(rr, "RAPID_RESPONDER", None),
+                        payload: alert(rr, UnitType::RapidResponder, None),
                     });
                     if no_arrival {
                         events.push(DispatchEvent {
@@ -414,7 +417,7 @@ impl Plan {
                     let second = format!("AMB-{}", rng.random_range(901..=999));
                     events.push(DispatchEvent {
                         envelope: env(&mut rng, alert_at + 60_000),
-                        payload: alert(&second, "ALS_AMBULANCE", None),
+                        payload: alert(&second, UnitType::AlsAmbulance, None),
                     });
                     let at = later_at + rng.random_range(0..300_000);
                     events.push(DispatchEvent {
@@ -433,7 +436,7 @@ impl Plan {
                     let mmt = format!("MMT-{station}-H");
                     events.push(DispatchEvent {
                         envelope: env(&mut rng, t0 + 60_000),
-                        payload: alert(&mmt, "MMT_HELICOPTER", Some(station)),
+                        payload: alert(&mmt, UnitType::MmtHelicopter, Some(station)),
                     });
                     let at = t0 + 90_000 + rng.random_range(0..900_000);
                     events.push(DispatchEvent {
@@ -447,7 +450,7 @@ impl Plan {
                         envelope: env(&mut rng, leave),
                         payload: Payload::Transport {
                             unit_id: unit,
-                            mode: "AMBULANCE".into(),
+                            mode: TransportMode::Ambulance,
                             mmt_physician_accompanies: false,
                             destination: None,
                             patient_age_years: None,
@@ -467,9 +470,7 @@ impl Plan {
 mod tests {
     use super::*;
 
-    fn reference() -> Reference {
-        super::super::shipped_reference()
-    }
+    use crate::generate::shipped_reference as reference;
 
     #[test]
     fn years_2023_to_2026_have_figures_with_the_2024_shares() {
@@ -527,10 +528,10 @@ mod tests {
                     Payload::Alert {
                         unit_type, unit_id, ..
                     } => {
-                        if unit_type == "RAPID_RESPONDER" {
+                        if *unit_type == UnitType::RapidResponder {
                             rapid += 1;
                         }
-                        if unit_type == "RAPID_RESPONDER" || unit_type == "ALS_AMBULANCE" {
+                        if matches!(unit_type, UnitType::RapidResponder | UnitType::AlsAmbulance) {
                             counting.insert((id, unit_id.clone()));
                         }
                     }
