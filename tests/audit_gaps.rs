@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use dispatch_ingest::decode::Codec;
-use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream, WireFormat};
+use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream, Urgency, WireFormat};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -28,7 +28,7 @@ fn call(n: usize) -> DispatchEvent {
             occurred_at_ms: dispatch_ingest::pipeline::now_ms() - 60_000,
         },
         payload: Payload::Call {
-            urgency: "A1".into(),
+            urgency: Urgency::A1,
             municipality_code: "GM0344".into(),
             patient_age_years: Some(40),
             triage_code: None,

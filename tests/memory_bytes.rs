@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::servers::PrivateServer;
 use common::TestEnv;
-use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream, WireFormat};
+use dispatch_ingest::event::{DispatchEvent, Envelope, Payload, Stream, TransportMode, WireFormat};
 
 /// `memory.limit_mb` of the service under test.
 const LIMIT_MB: u64 = 64;
@@ -42,7 +42,7 @@ fn big_event(i: usize) -> DispatchEvent {
         },
         payload: Payload::Transport {
             unit_id: "17-123".into(),
-            mode: "AMBULANCE".into(),
+            mode: TransportMode::Ambulance,
             mmt_physician_accompanies: false,
             destination: Some(destination),
             patient_age_years: None,
