@@ -246,9 +246,8 @@ pub async fn run_with_fault(
     tokio::pin!(shutdown);
     let source_loop = async {
         let mut tick = tokio::time::interval(interval);
-        // Consumer errors in a row, and the wait before receiving again.
+        // Consumer errors in a row.
         let mut receive_errors = 0u32;
-        let mut receive_backoff = Backoff::from_config(&config.retry);
         loop {
             health.beat("source");
             tokio::select! {
@@ -264,10 +263,7 @@ pub async fn run_with_fault(
                 }
                 received = source.recv() => match received {
                     Ok(record) => {
-                        if receive_errors > 0 {
-                            receive_errors = 0;
-                            receive_backoff = Backoff::from_config(&config.retry);
-                        }
+                        receive_errors = 0;
                         Fault::trigger(fault, "source");
                         counters.consumed.fetch_add(1, Ordering::SeqCst);
                         let send = tx_raw.send(record);
@@ -286,7 +282,11 @@ pub async fn run_with_fault(
                     Err(e) => {
                         telemetry::kafka_error(&e);
                         receive_errors += 1;
-                        let wait = receive_backoff.next_wait();
+                        // Only the first step of the policy, every time: librdkafka reconnects by
+                        // itself and queues its errors as events between the records, so a
+                        // growing wait would hold back the records behind a burst of them (a
+                        // broker restart queues dozens).
+                        let wait = Backoff::from_config(&config.retry).next_wait();
                         telemetry::retry(telemetry::RetryEvent {
                             operation: RetryOperation::KafkaReceive,
                             class: RetryClass::Transient,
