@@ -1,9 +1,75 @@
-//! How long to wait before the next attempt: one exponential [`Backoff`] for every retry loop
-//! (Schema Registry lookups, ClickHouse inserts, dead-letter writes).
+//! The one retry policy of the crate: how long to wait before the next attempt (one exponential
+//! [`Backoff`], built from `[retry]` with [`Backoff::from_config`]) and what kind of failure a
+//! retry follows ([`RetryClass`]). Every retry loop (Schema Registry lookups, ClickHouse inserts,
+//! dead-letter writes, Kafka consumer errors) waits with it and records each retry through
+//! `telemetry::retry` (a metric and a rate-limited log line).
 
 use std::time::Duration;
 
 use rand::Rng;
+
+use crate::config::RetryConfig;
+
+/// What kind of failure a retry follows (the `class` label of `dispatch_ingest_retries_total`).
+/// Failures that no retry can fix (row data ClickHouse rejects, a schema id the registry does not
+/// know) are never retried and have no class here: they are dead-lettered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryClass {
+    /// Network, timeouts, overload, a server restarting, a registry outage: it passes by itself.
+    Transient,
+    /// A deployment problem that waits for an operator (a table that does not match or a
+    /// missing grant, a dead-letter topic that is missing or may not be written): retried so the
+    /// pipeline resumes by itself once it is fixed, logged as an error.
+    NeedsOperator,
+}
+
+impl RetryClass {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RetryClass::Transient => "transient",
+            RetryClass::NeedsOperator => "needs_operator",
+        }
+    }
+}
+
+/// Which loop retries (the `operation` label of `dispatch_ingest_retries_total`; the log lines of
+/// one operation are rate-limited together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RetryOperation {
+    /// A ClickHouse insert of a batch (or of part of one being split).
+    Insert,
+    /// A record waiting for the Schema Registry before it is decoded again.
+    SchemaRegistry,
+    /// One HTTP request to the Schema Registry, retried quickly inside one lookup
+    /// (`schema_registry.retries`).
+    SchemaRegistryRequest,
+    /// A write to the dead-letter topic.
+    DeadLetter,
+    /// The Kafka consumer reported an error instead of a record.
+    KafkaReceive,
+}
+
+impl RetryOperation {
+    pub const ALL: [RetryOperation; 5] = [
+        RetryOperation::Insert,
+        RetryOperation::SchemaRegistry,
+        RetryOperation::SchemaRegistryRequest,
+        RetryOperation::DeadLetter,
+        RetryOperation::KafkaReceive,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RetryOperation::Insert => "insert",
+            RetryOperation::SchemaRegistry => "schema_registry",
+            RetryOperation::SchemaRegistryRequest => "schema_registry_request",
+            RetryOperation::DeadLetter => "dead_letter",
+            RetryOperation::KafkaReceive => "kafka_receive",
+        }
+    }
+}
 
 /// Exponential backoff: the first wait is `initial`, each later one twice the one before, up to
 /// `max`. With `jitter` above 0, each wait is drawn from `[step * (1 - jitter), step)`, so
@@ -26,6 +92,16 @@ impl Backoff {
             jitter: jitter.clamp(0.0, 1.0),
             step: initial,
         }
+    }
+
+    /// The policy of `[retry]`: steps from `initial_ms` doubling to `max_ms`, each drawn with
+    /// `jitter`.
+    pub fn from_config(c: &RetryConfig) -> Backoff {
+        Backoff::new(
+            Duration::from_millis(c.initial_ms),
+            Duration::from_millis(c.max_ms),
+            c.jitter,
+        )
     }
 
     /// The wait before the next attempt; the step after it doubles (capped at `max`).
@@ -62,6 +138,38 @@ mod tests {
     fn a_first_step_above_max_is_waited_once() {
         let mut b = Backoff::new(ms(500), ms(300), 0.0);
         assert_eq!((b.next_wait(), b.next_wait()), (ms(500), ms(300)));
+    }
+
+    #[test]
+    fn from_config_draws_every_wait_within_the_jittered_step() {
+        let c = RetryConfig {
+            initial_ms: 100,
+            max_ms: 400,
+            jitter: 0.25,
+        };
+        for _ in 0..50 {
+            let mut b = Backoff::from_config(&c);
+            let waits: Vec<Duration> = (0..5).map(|_| b.next_wait()).collect();
+            for (w, step) in waits.iter().zip([100, 200, 400, 400, 400]) {
+                assert!(*w >= ms(step * 3 / 4) && *w < ms(step), "{waits:?}");
+            }
+        }
+        let mut exact = Backoff::from_config(&RetryConfig {
+            jitter: 0.0,
+            ..RetryConfig::default()
+        });
+        assert_eq!((exact.next_wait(), exact.next_wait()), (ms(200), ms(400)));
+    }
+
+    #[test]
+    fn labels_are_distinct() {
+        let labels: std::collections::BTreeSet<&str> =
+            RetryOperation::ALL.iter().map(|o| o.label()).collect();
+        assert_eq!(labels.len(), RetryOperation::ALL.len());
+        assert_ne!(
+            RetryClass::Transient.label(),
+            RetryClass::NeedsOperator.label()
+        );
     }
 
     #[test]

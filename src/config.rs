@@ -105,9 +105,14 @@ pub struct Config {
     pub clickhouse: ClickHouseConfig,
     pub batch: BatchConfig,
     pub memory: MemoryConfig,
+    pub retry: RetryConfig,
     pub telemetry: TelemetryConfig,
     pub shutdown: ShutdownConfig,
     pub report: ReportConfig,
+    /// Warnings about the configuration itself (a renamed key in use), for the log once logging
+    /// is set up. Not a setting: never read from or written to TOML.
+    #[serde(skip)]
+    pub notices: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -334,8 +339,6 @@ pub struct ClickHouseConfig {
     pub password: String,
     pub validation: Validation,
     pub request_timeout_ms: u64,
-    pub retry_initial_ms: u64,
-    pub retry_max_ms: u64,
     /// PEM file with CA certificate(s) trusted for an `https://` URL, in addition to the
     /// system's roots; empty: the system's roots only.
     pub ca_file: String,
@@ -352,8 +355,6 @@ impl Default for ClickHouseConfig {
             password: String::new(),
             validation: Validation::Auto,
             request_timeout_ms: 30_000,
-            retry_initial_ms: 200,
-            retry_max_ms: 10_000,
             ca_file: String::new(),
         }
     }
@@ -479,6 +480,37 @@ impl MemoryConfig {
         Ok(())
     }
 }
+
+/// The one retry policy (`backoff::Backoff::from_config`): every wait after a failed attempt
+/// (ClickHouse inserts, Schema Registry lookups, dead-letter writes, Kafka consumer errors)
+/// starts at `initial_ms`, doubles up to `max_ms`, and is drawn from
+/// `[step * (1 - jitter), step)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    pub initial_ms: u64,
+    pub max_ms: u64,
+    /// The random share of each wait, from 0 (none) to below 1.
+    pub jitter: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_ms: 200,
+            max_ms: 10_000,
+            jitter: 0.5,
+        }
+    }
+}
+
+/// Keys that name a setting now kept elsewhere: (old key, new key). Still accepted (a config
+/// file copied from an older release has them); `Config::load` moves them to the new key and
+/// notes it in [`Config::notices`].
+pub const RENAMED_KEYS: [(&str, &str); 2] = [
+    ("clickhouse.retry_initial_ms", "retry.initial_ms"),
+    ("clickhouse.retry_max_ms", "retry.max_ms"),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -793,7 +825,7 @@ impl SchemaRegistryConfig {
 }
 
 impl ClickHouseConfig {
-    /// Checks of `[clickhouse]`: URLs, cluster, CA file, database, timeouts and retries.
+    /// Checks of `[clickhouse]`: URLs, cluster, CA file, database, timeout.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let c = self;
         if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
@@ -844,14 +876,30 @@ impl ClickHouseConfig {
                 "must be positive",
             ));
         }
-        if c.retry_initial_ms == 0 || c.retry_max_ms < c.retry_initial_ms {
+        Ok(())
+    }
+}
+
+impl RetryConfig {
+    /// Checks of `[retry]`: `0 < initial_ms <= max_ms`, `0 <= jitter < 1` (a jitter of 1 could
+    /// draw waits near zero: a busy retry loop).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let r = self;
+        if r.initial_ms == 0 {
+            return Err(invalid("retry.initial_ms", 0, "must be positive"));
+        }
+        if r.max_ms < r.initial_ms {
             return Err(invalid(
-                "clickhouse.retry_max_ms",
-                c.retry_max_ms,
-                format!(
-                    "need 0 < retry_initial_ms ({}) <= retry_max_ms",
-                    c.retry_initial_ms
-                ),
+                "retry.max_ms",
+                r.max_ms,
+                format!("must be at least retry.initial_ms ({})", r.initial_ms),
+            ));
+        }
+        if !(0.0..1.0).contains(&r.jitter) {
+            return Err(invalid(
+                "retry.jitter",
+                r.jitter,
+                "must be at least 0 and below 1",
             ));
         }
         Ok(())
@@ -998,10 +1046,12 @@ impl Config {
         // Start from the defaults and lay the file over them key by key, so a partial section
         // (e.g. only `topics.call.format`) keeps the other defaults of that section.
         let defaults = toml::Value::try_from(Config::default()).expect("defaults serialize");
-        let file_value = value;
+        let mut notices = Vec::new();
+        let mut file_value = value;
+        rename_file_keys(&mut file_value, &file_origin, &mut notices)?;
         value = defaults.clone();
         merge(&mut value, file_value);
-        let mut env_keys: BTreeMap<String, String> = BTreeMap::new();
+        let mut env_entries: Vec<(String, String, Vec<String>)> = Vec::new();
         for (name, raw) in env {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -1014,6 +1064,11 @@ impl Config {
                     message: "empty key segment (use SECTION__KEY)".into(),
                 });
             }
+            env_entries.push((name, raw, path));
+        }
+        rename_env_keys(&mut env_entries, &mut notices)?;
+        let mut env_keys: BTreeMap<String, String> = BTreeMap::new();
+        for (name, raw, path) in env_entries {
             env_keys.insert(path.join("."), name.clone());
             set_path(&mut value, &defaults, &path, &raw);
         }
@@ -1051,6 +1106,8 @@ impl Config {
             }
         })?;
         config.validate()?;
+        let mut config = config;
+        config.notices = notices;
         Ok(config)
     }
 
@@ -1065,6 +1122,7 @@ impl Config {
         self.decode.validate()?;
         self.batch.validate(self.kafka.max_poll_interval_ms)?;
         self.memory.validate(&self.decode, &self.batch)?;
+        self.retry.validate()?;
         self.telemetry.validate()?;
         self.shutdown.validate()?;
         self.report.validate(&self.clickhouse.database)
@@ -1173,6 +1231,86 @@ fn mask_table(value: &mut toml::Value, in_extra: bool) {
     }
 }
 
+fn renamed_notice(old: &str, new: &str, origin: &str) -> String {
+    format!("config key `{old}` (from {origin}) was renamed to `{new}`; it still works, but write `{new}`")
+}
+
+/// Move the [`RENAMED_KEYS`] of a config file to their new keys. Both keys with different
+/// values is an error naming both.
+fn rename_file_keys(
+    file: &mut toml::Value,
+    origin: &str,
+    notices: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    for (old, new) in RENAMED_KEYS {
+        let (old_section, old_key) = old.split_once('.').expect("section.key");
+        let (new_section, new_key) = new.split_once('.').expect("section.key");
+        let Some(toml::Value::Table(section)) = file.get_mut(old_section) else {
+            continue;
+        };
+        let Some(moved) = section.remove(old_key) else {
+            continue;
+        };
+        let toml::Value::Table(root) = file else {
+            continue;
+        };
+        let target = root
+            .entry(new_section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(target) = target else {
+            // `retry` is not a table: deserializing names that error.
+            continue;
+        };
+        match target.get(new_key) {
+            Some(present) if *present != moved => {
+                return Err(ConfigError::Key {
+                    key: old.to_string(),
+                    origin: origin.to_string(),
+                    message: format!(
+                        "renamed to `{new}`, which is set too, to another value ({present} vs {moved}); remove `{old}`"
+                    ),
+                })
+            }
+            Some(_) => {}
+            None => {
+                target.insert(new_key.to_string(), moved);
+            }
+        }
+        notices.push(renamed_notice(old, new, origin));
+    }
+    Ok(())
+}
+
+/// [`rename_file_keys`] for environment variables `(name, value, key path)`.
+fn rename_env_keys(
+    entries: &mut Vec<(String, String, Vec<String>)>,
+    notices: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    for (old, new) in RENAMED_KEYS {
+        let Some(i) = entries.iter().position(|e| e.2.join(".") == old) else {
+            continue;
+        };
+        let origin = format!("environment variable {}", entries[i].0);
+        if let Some(other) = entries.iter().find(|e| e.2.join(".") == new) {
+            if other.1 != entries[i].1 {
+                return Err(ConfigError::Key {
+                    key: old.to_string(),
+                    origin,
+                    message: format!(
+                        "renamed to `{new}`, which {} sets to another value ({:?} vs {:?}); remove the old variable",
+                        other.0, other.1, entries[i].1
+                    ),
+                });
+            }
+            entries.remove(i);
+        } else {
+            entries[i].2 = new.split('.').map(str::to_string).collect();
+        }
+        notices.push(renamed_notice(old, new, &origin));
+    }
+    Ok(())
+}
+
 /// Lay `over` onto `base`: tables merge key by key, anything else replaces.
 fn merge(base: &mut toml::Value, over: toml::Value) {
     match (base, over) {
@@ -1206,6 +1344,10 @@ fn set_path(root: &mut toml::Value, defaults: &toml::Value, path: &[String], raw
                 Some(toml::Value::Integer(_)) => raw
                     .parse::<i64>()
                     .map(toml::Value::Integer)
+                    .unwrap_or_else(|_| toml::Value::String(raw.to_string())),
+                Some(toml::Value::Float(_)) => raw
+                    .parse::<f64>()
+                    .map(toml::Value::Float)
                     .unwrap_or_else(|_| toml::Value::String(raw.to_string())),
                 Some(toml::Value::Boolean(_)) => raw
                     .parse::<bool>()
@@ -1662,6 +1804,89 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("password = \"***\""), "{shown}");
+    }
+
+    #[test]
+    fn retry_section_is_validated_and_the_renamed_clickhouse_keys_still_work() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("DISPATCH_INGEST__RETRY__INITIAL_MS", "50"),
+                ("DISPATCH_INGEST__RETRY__JITTER", "0.1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.retry,
+            RetryConfig {
+                initial_ms: 50,
+                max_ms: 10_000,
+                jitter: 0.1
+            }
+        );
+        assert!(c.notices.is_empty());
+        for (var, value, key) in [
+            (
+                "DISPATCH_INGEST__RETRY__INITIAL_MS",
+                "0",
+                "retry.initial_ms",
+            ),
+            ("DISPATCH_INGEST__RETRY__MAX_MS", "100", "retry.max_ms"),
+            ("DISPATCH_INGEST__RETRY__JITTER", "1.0", "retry.jitter"),
+            ("DISPATCH_INGEST__RETRY__JITTER", "-0.1", "retry.jitter"),
+        ] {
+            let err = Config::load(None, env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{var}={value}: {err}");
+        }
+        // A file of an older release: [clickhouse] retry_initial_ms / retry_max_ms.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "[clickhouse]\nretry_initial_ms = 300\nretry_max_ms = 5000\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&p), vec![]).unwrap();
+        assert_eq!((c.retry.initial_ms, c.retry.max_ms), (300, 5000));
+        assert_eq!(c.notices.len(), 2, "{:?}", c.notices);
+        assert!(
+            c.notices[0].contains("clickhouse.retry_initial_ms")
+                && c.notices[0].contains("retry.initial_ms"),
+            "{:?}",
+            c.notices
+        );
+        assert!(!c.to_masked_toml().contains("retry_initial_ms"));
+        // Both, with different values: an error naming both.
+        std::fs::write(
+            &p,
+            "[clickhouse]\nretry_initial_ms = 300\n[retry]\ninitial_ms = 400\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&p), vec![]).unwrap_err().to_string();
+        assert!(
+            err.contains("clickhouse.retry_initial_ms") && err.contains("retry.initial_ms"),
+            "{err}"
+        );
+        // The old environment variable, alone and beside the new one.
+        let c = Config::load(
+            None,
+            env(&[("DISPATCH_INGEST__CLICKHOUSE__RETRY_MAX_MS", "7000")]),
+        )
+        .unwrap();
+        assert_eq!(c.retry.max_ms, 7000);
+        assert!(c.notices[0].contains("DISPATCH_INGEST__CLICKHOUSE__RETRY_MAX_MS"));
+        let err = Config::load(
+            None,
+            env(&[
+                ("DISPATCH_INGEST__CLICKHOUSE__RETRY_MAX_MS", "7000"),
+                ("DISPATCH_INGEST__RETRY__MAX_MS", "8000"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("DISPATCH_INGEST__RETRY__MAX_MS"), "{err}");
     }
 
     #[test]

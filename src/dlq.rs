@@ -8,8 +8,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
-use crate::backoff::Backoff;
-use crate::config::KafkaConfig;
+use crate::backoff::{Backoff, RetryClass, RetryOperation};
+use crate::config::{KafkaConfig, RetryConfig};
 use crate::event::SourcePosition;
 use crate::kafka::{add_raw_header, client_config, RawHeader, RawRecord};
 use crate::telemetry::{self, Health};
@@ -33,6 +33,8 @@ pub struct DeadLetters {
     /// Key, value and headers of a copy together stay below this.
     max_bytes: usize,
     health: Health,
+    /// `[retry]`: the waits between write attempts.
+    retry: RetryConfig,
 }
 
 /// librdkafka's default `message.max.bytes`.
@@ -69,7 +71,9 @@ fn cut(s: &str, max: usize) -> &str {
 }
 
 impl DeadLetters {
-    pub fn new(k: &KafkaConfig) -> rdkafka::error::KafkaResult<DeadLetters> {
+    /// The producer of `[kafka]`'s `dlq_topic`, retrying failed writes with the policy of
+    /// `[retry]`.
+    pub fn new(k: &KafkaConfig, retry: &RetryConfig) -> rdkafka::error::KafkaResult<DeadLetters> {
         let message_max = k
             .extra
             .get("message.max.bytes")
@@ -86,6 +90,7 @@ impl DeadLetters {
             // Room for the record batch overhead and librdkafka's own framing.
             max_bytes: message_max.saturating_sub(16 * 1024),
             health: Health::default(),
+            retry: retry.clone(),
         })
     }
 
@@ -144,8 +149,10 @@ impl DeadLetters {
             }
             other => (other, None),
         };
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10), 0.0);
+        let mut backoff = Backoff::from_config(&self.retry);
         let mut stalled = false;
+        let mut attempt = 0u32;
+        let subject = pos.to_string();
         loop {
             let mut headers = OwnedHeaders::new();
             for h in extra_headers {
@@ -210,11 +217,13 @@ impl DeadLetters {
                     );
                     return;
                 }
-                Err((e, _)) if is_permanent(&e) => {
-                    // No retry fixes this soon: the partition stops here (its offset is not
-                    // committed past this record), /ready turns false, and we ask again slowly
-                    // in case an operator fixes the topic or its permissions.
-                    if !stalled {
+                Err((e, _)) => {
+                    // A permanent error: no retry fixes it soon. The partition stops here (its
+                    // offset is not committed past this record), /ready turns false, and we
+                    // keep asking (up to retry.max_ms apart) in case an operator fixes the topic
+                    // or its permissions.
+                    let permanent = is_permanent(&e);
+                    if permanent && !stalled {
                         stalled = true;
                         self.health.set_dlq_stalled(
                             &pos.topic,
@@ -222,22 +231,27 @@ impl DeadLetters {
                             Some(pos.to_string()),
                         );
                     }
-                    tracing::error!(
-                        error = %e,
-                        %pos,
-                        dlq = %self.topic,
-                        retry_in_ms = 30_000u64,
-                        "dead-lettering is impossible; the partition is stopped at this record and nothing past it is committed"
-                    );
+                    attempt += 1;
+                    let wait = backoff.next_wait();
+                    telemetry::retry(telemetry::RetryEvent {
+                        operation: RetryOperation::DeadLetter,
+                        class: if permanent {
+                            RetryClass::NeedsOperator
+                        } else {
+                            RetryClass::Transient
+                        },
+                        attempt,
+                        wait,
+                        subject: &subject,
+                        error: &format!("{e} (dead-letter topic {})", self.topic),
+                        message: if permanent {
+                            "dead-lettering is impossible; the partition is stopped at this record and nothing past it is committed"
+                        } else {
+                            "dead-letter write failed; retrying"
+                        },
+                    });
                     // Waiting here is not a wedge: the caller's loop is alive.
                     self.health.beat(caller);
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                }
-                Err((e, _)) => {
-                    let wait = backoff.next_wait();
-                    tracing::warn!(error = %e, %pos, retry_in_ms = wait.as_millis() as u64, "dead-letter write failed; retrying");
-                    self.health.beat(caller);
-                    telemetry::retry("dead_letter");
                     tokio::time::sleep(wait).await;
                 }
             }

@@ -33,7 +33,7 @@
 //! environment as plain data, validated before anything starts; each component builds itself
 //! from its section, e.g. [`enrich::Enricher::from_config`]), [`security`] (TLS and SASL),
 //! [`telemetry`] (the one place where every metric is named; logs; `/metrics` and `/health`)
-//! [`cluster`] (migrations for a replicated cluster) and [`backoff`] (the wait between retries).
+//! [`cluster`] (migrations for a replicated cluster) and [`backoff`] (the one retry policy: the wait between retries, from `[retry]`, and the retry classes).
 //!
 //! Beside them: [`audit`] (does every committed record sit in ClickHouse or on the DLQ?),
 //! [`generate`] (sample and synthetic streams), [`report`] (what landed, for people), [`cli`]

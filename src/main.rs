@@ -35,6 +35,9 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init_logging(config.telemetry.log_format);
+    for notice in &config.notices {
+        tracing::warn!("{notice}");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

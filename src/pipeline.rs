@@ -27,8 +27,8 @@ use batcher::{Batch, Batcher, Limits};
 use budget::{record_bytes, Budget, Held};
 use insert::{insert_isolating, Refused, Writer};
 
-use crate::backoff::Backoff;
-use crate::config::Config;
+use crate::backoff::{Backoff, RetryClass, RetryOperation};
+use crate::config::{Config, RetryConfig};
 use crate::decode::registry::{RegistryClient, RegistrySettings};
 use crate::decode::{Codec, DecodeFailure, RecordError};
 use crate::dlq::DeadLetters;
@@ -192,7 +192,7 @@ pub async fn run_with_fault(
     }
     let mut codec = Codec::from_config(&config.topics)?
         .with_limits(crate::decode::DecodeLimits::from_config(&config.decode));
-    if let Some(settings) = RegistrySettings::from_config(&config.schema_registry) {
+    if let Some(settings) = RegistrySettings::from_config(&config.schema_registry, &config.retry) {
         codec = codec.with_registry(Arc::new(RegistryClient::new(settings)));
     }
     let codec = Arc::new(codec);
@@ -205,7 +205,7 @@ pub async fn run_with_fault(
     )
     .await?;
     health.configure(telemetry::HealthSettings::from_config(&config));
-    let dlq = Arc::new(DeadLetters::new(&config.kafka)?.with_health(health.clone()));
+    let dlq = Arc::new(DeadLetters::new(&config.kafka, &config.retry)?.with_health(health.clone()));
     let source = Arc::new(KafkaSource::with_health(&config, health.clone())?);
     let interval = Duration::from_millis(config.telemetry.health_interval_ms);
     let ping = tokio::spawn(ping_clickhouse(sink.clone(), health.clone(), interval));
@@ -221,8 +221,7 @@ pub async fn run_with_fault(
     let process_task = process_stage(
         rx_raw,
         tx_item,
-        codec,
-        enricher,
+        (codec, enricher, config.retry.clone()),
         dlq.clone(),
         counters.clone(),
         (fault, health.clone()),
@@ -254,6 +253,8 @@ pub async fn run_with_fault(
     tokio::pin!(shutdown);
     let source_loop = async {
         let mut tick = tokio::time::interval(interval);
+        // Consumer errors in a row.
+        let mut receive_errors = 0u32;
         loop {
             health.beat("source");
             tokio::select! {
@@ -269,6 +270,7 @@ pub async fn run_with_fault(
                 }
                 received = source.recv() => match received {
                     Ok(record) => {
+                        receive_errors = 0;
                         Fault::trigger(fault, "source");
                         counters.consumed.fetch_add(1, Ordering::SeqCst);
                         // Room in the byte budget first (backpressure by bytes), then in the
@@ -292,7 +294,26 @@ pub async fn run_with_fault(
                     }
                     Err(e) => {
                         telemetry::kafka_error(&e);
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        receive_errors += 1;
+                        // Only the first step of the policy, every time: librdkafka reconnects by
+                        // itself and queues its errors as events between the records, so a
+                        // growing wait would hold back the records behind a burst of them (a
+                        // broker restart queues dozens).
+                        let wait = Backoff::from_config(&config.retry).next_wait();
+                        telemetry::retry(telemetry::RetryEvent {
+                            operation: RetryOperation::KafkaReceive,
+                            class: RetryClass::Transient,
+                            attempt: receive_errors,
+                            wait,
+                            subject: "consumer",
+                            error: &e,
+                            message: "Kafka consumer error; receiving again",
+                        });
+                        tokio::select! {
+                            biased;
+                            _ = &mut shutdown => return None,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
                     }
                 },
                 // Waiting for records is progress too.
@@ -358,8 +379,7 @@ pub async fn run_with_fault(
 async fn process_stage(
     mut rx: mpsc::Receiver<(RawRecord, Held)>,
     tx: mpsc::Sender<Item>,
-    codec: Arc<Codec>,
-    enricher: Arc<Enricher>,
+    (codec, enricher, retry): (Arc<Codec>, Arc<Enricher>, RetryConfig),
     dlq: Arc<DeadLetters>,
     counters: Arc<Counters>,
     (fault, health): (Option<Fault>, Health),
@@ -376,7 +396,15 @@ async fn process_stage(
         };
         Fault::trigger(fault, "process");
         Fault::hang(fault, "process").await;
-        let item = process(&record, held, &codec, &enricher, &dlq, &counters, &health).await;
+        let item = process(
+            &record,
+            held,
+            (&codec, &enricher, &retry),
+            &dlq,
+            &counters,
+            &health,
+        )
+        .await;
         if tx.send(item).await.is_err() {
             break;
         }
@@ -389,8 +417,7 @@ async fn process_stage(
 async fn process(
     record: &RawRecord,
     held: Held,
-    codec: &Codec,
-    enricher: &Enricher,
+    (codec, enricher, retry): (&Codec, &Enricher, &RetryConfig),
     dlq: &DeadLetters,
     counters: &Counters,
     health: &Health,
@@ -402,7 +429,7 @@ async fn process(
         counters.dead_lettered.fetch_add(1, Ordering::SeqCst);
         return Item::Finished(done);
     };
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30), 0.0);
+    let mut backoff = Backoff::from_config(retry);
     let mut attempt = 0u32;
     loop {
         health.beat("process");
@@ -660,13 +687,8 @@ impl Writer<EventRow> for ClickHouseWriter<'_> {
 /// table does not match (a second [`InsertFailure::Schema`] after the table's metadata was read
 /// again, or a drift-suspect code while the table's columns differ from those at start).
 async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), Refused> {
-    let c = &ctx.config.clickhouse;
-    let timeout = Duration::from_millis(c.request_timeout_ms);
-    let mut backoff = Backoff::new(
-        Duration::from_millis(c.retry_initial_ms),
-        Duration::from_millis(c.retry_max_ms),
-        0.5,
-    );
+    let timeout = Duration::from_millis(ctx.config.clickhouse.request_timeout_ms);
+    let mut backoff = Backoff::from_config(&ctx.config.retry);
     let mut attempt = 0u32;
     let mut schema_errors = 0u32;
     let table = format!("{}.{EVENTS_TABLE}", ctx.sink.database());

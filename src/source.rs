@@ -439,6 +439,97 @@ mod tests {
         assert_eq!(t.committable("t", 0), Some(2));
     }
 
+    /// Every order of finishing offsets 0..6: after each ack the stored position is the
+    /// lowest unfinished offset (only the contiguous finished prefix is committed), and it
+    /// never moves back.
+    #[test]
+    fn out_of_order_acks_commit_only_the_contiguous_prefix() {
+        fn permutations(items: Vec<i64>) -> Vec<Vec<i64>> {
+            if items.len() <= 1 {
+                return vec![items];
+            }
+            let mut out = Vec::new();
+            for i in 0..items.len() {
+                let mut rest = items.clone();
+                let first = rest.remove(i);
+                for mut p in permutations(rest) {
+                    p.insert(0, first);
+                    out.push(p);
+                }
+            }
+            out
+        }
+        for order in permutations((0..6).collect()) {
+            let mut t = OffsetTracker::default();
+            let g = t.assign("t", 0);
+            for o in 0..6 {
+                t.begin("t", 0, o);
+            }
+            let mut finished = std::collections::BTreeSet::new();
+            let mut stored: Option<i64> = None;
+            for o in &order {
+                assert!(t.done(&d(*o, g)));
+                finished.insert(*o);
+                let prefix = (0..).find(|o| !finished.contains(o)).unwrap();
+                if let Some(next) = t.committable("t", 0) {
+                    assert!(stored.is_none_or(|s| next > s), "{order:?}: moved back");
+                    stored = Some(next);
+                }
+                assert_eq!(stored, Some(prefix), "{order:?} after {o}");
+            }
+            assert_eq!(stored, Some(6));
+        }
+    }
+
+    #[test]
+    fn a_revoked_generation_cannot_move_the_new_owners_offset() {
+        let mut t = OffsetTracker::default();
+        let g1 = t.assign("t", 0);
+        for o in 0..4 {
+            t.begin("t", 0, o);
+        }
+        assert!(t.done(&d(0, g1)));
+        assert_eq!(t.committable("t", 0), Some(1));
+        t.revoke("t", 0);
+        // Acks of the lost assignment after the revocation: ignored, nothing to store.
+        assert!(!t.done(&d(1, g1)));
+        assert_eq!(t.committable("t", 0), None);
+        assert_eq!(
+            t.in_flight(),
+            0,
+            "a revoked partition holds nothing in flight"
+        );
+        // Re-assigned: records are read again from the committed offset 1.
+        let g2 = t.assign("t", 0);
+        for o in 1..4 {
+            assert_eq!(t.begin("t", 0, o), g2);
+        }
+        // Late acks of the first generation (offsets 2 and 3 finishing now) change nothing.
+        assert!(!t.done(&d(2, g1)));
+        assert!(!t.done(&d(3, g1)));
+        assert_eq!(t.committable("t", 0), None);
+        assert_eq!(t.in_flight(), 3);
+        assert!(t.done(&d(2, g2)));
+        assert!(t.done(&d(3, g2)));
+        assert_eq!(t.committable("t", 0), Some(1), "offset 1 is still pending");
+        assert!(t.done(&d(1, g2)));
+        assert_eq!(t.committable("t", 0), Some(4));
+    }
+
+    #[test]
+    fn an_assignment_without_a_revocation_starts_a_new_generation() {
+        let mut t = OffsetTracker::default();
+        let g1 = t.assign("t", 0);
+        t.begin("t", 0, 10);
+        let g2 = t.assign("t", 0);
+        assert!(g2 > g1);
+        assert!(!t.done(&d(10, g1)), "the earlier generation is over");
+        assert_eq!(t.in_flight(), 0);
+        t.begin("t", 0, 10);
+        assert!(t.done(&d(10, g2)));
+        assert_eq!(t.committable("t", 0), Some(11));
+    }
+
     #[test]
     fn partitions_are_independent() {
         let mut t = OffsetTracker::default();

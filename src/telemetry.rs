@@ -15,6 +15,7 @@ use axum::routing::get;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::backoff::{RetryClass, RetryOperation};
 use crate::config::LogFormat;
 
 pub const RECORDS_CONSUMED: &str = "dispatch_ingest_records_consumed_total";
@@ -138,7 +139,7 @@ pub fn describe() {
     );
     describe_counter!(
         RETRIES,
-        "Retries after a failed attempt, by cause (insert, insert_schema, schema_registry, dead_letter)."
+        "Retries after a failed attempt, by operation (insert, schema_registry, schema_registry_request, dead_letter, kafka_receive) and class (transient, needs_operator)."
     );
     describe_gauge!(
         BUILD_INFO,
@@ -146,9 +147,103 @@ pub fn describe() {
     );
 }
 
-/// Count one retry of `cause` (insert, insert_schema, schema_registry, dead_letter).
-pub fn retry(cause: &'static str) {
-    counter!(RETRIES, "cause" => cause).increment(1);
+/// At most one retry log line per operation in this interval; the next line says how many were
+/// left out meanwhile (every retry is counted in [`RETRIES`] all the same).
+pub const RETRY_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// At most one pass per key per `interval`; what is held back is counted and handed to the next
+/// pass.
+#[derive(Debug)]
+pub struct RateLimit<K> {
+    interval: Duration,
+    /// Per key: when it last passed, and how many were held back since.
+    last: BTreeMap<K, (Instant, u64)>,
+}
+
+impl<K: Ord> RateLimit<K> {
+    pub fn new(interval: Duration) -> RateLimit<K> {
+        RateLimit {
+            interval,
+            last: BTreeMap::new(),
+        }
+    }
+
+    /// `Some(held back since the last pass)` when `key` may pass at `now`, else `None` (counted).
+    pub fn allow(&mut self, key: K, now: Instant) -> Option<u64> {
+        match self.last.get_mut(&key) {
+            Some((at, held)) if now.saturating_duration_since(*at) < self.interval => {
+                *held += 1;
+                None
+            }
+            Some((at, held)) => {
+                *at = now;
+                Some(std::mem::take(held))
+            }
+            None => {
+                self.last.insert(key, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+/// A retry's log line may be written now (see [`RETRY_LOG_INTERVAL`]).
+fn retry_log_allowed(operation: RetryOperation) -> Option<u64> {
+    static LIMIT: Mutex<Option<RateLimit<RetryOperation>>> = Mutex::new(None);
+    let mut limit = LIMIT.lock().unwrap_or_else(|e| e.into_inner());
+    limit
+        .get_or_insert_with(|| RateLimit::new(RETRY_LOG_INTERVAL))
+        .allow(operation, Instant::now())
+}
+
+/// What one retry is about, for its log line.
+pub struct RetryEvent<'a> {
+    pub operation: RetryOperation,
+    pub class: RetryClass,
+    /// 1 for the first retry of this attempt sequence.
+    pub attempt: u32,
+    /// The wait before the next attempt.
+    pub wait: Duration,
+    /// What is retried: a source position, a batch size, a URL.
+    pub subject: &'a str,
+    pub error: &'a dyn std::fmt::Display,
+    /// The log message: what happens meanwhile.
+    pub message: &'a str,
+}
+
+/// One retry: counted in [`RETRIES`] by operation and class, and logged (warn, or error for
+/// [`RetryClass::NeedsOperator`]) at most once per operation per [`RETRY_LOG_INTERVAL`].
+pub fn retry(r: RetryEvent<'_>) {
+    counter!(RETRIES, "operation" => r.operation.label(), "class" => r.class.label()).increment(1);
+    let Some(suppressed) = retry_log_allowed(r.operation) else {
+        return;
+    };
+    let (operation, class) = (r.operation.label(), r.class.label());
+    let retry_in_ms = r.wait.as_millis() as u64;
+    match r.class {
+        RetryClass::NeedsOperator => tracing::error!(
+            operation,
+            class,
+            attempt = r.attempt,
+            retry_in_ms,
+            subject = r.subject,
+            error = %r.error,
+            suppressed_since_last = suppressed,
+            "{}",
+            r.message
+        ),
+        RetryClass::Transient => tracing::warn!(
+            operation,
+            class,
+            attempt = r.attempt,
+            retry_in_ms,
+            subject = r.subject,
+            error = %r.error,
+            suppressed_since_last = suppressed,
+            "{}",
+            r.message
+        ),
+    }
 }
 
 /// An inserted row: event time and Kafka record time (when the broker set one) to now.
@@ -191,24 +286,24 @@ pub fn insert_failed(
 ) {
     let kind = if schema { "schema" } else { "retriable" };
     counter!(INSERT_ERRORS, "kind" => kind).increment(1);
-    retry(if schema { "insert_schema" } else { "insert" });
-    if schema {
-        tracing::error!(
-            rows,
-            attempt,
-            retry_in_ms = retry_in.as_millis() as u64,
-            error = %error,
+    let subject = format!("{rows} rows");
+    retry(RetryEvent {
+        operation: RetryOperation::Insert,
+        class: if schema {
+            RetryClass::NeedsOperator
+        } else {
+            RetryClass::Transient
+        },
+        attempt,
+        wait: retry_in,
+        subject: &subject,
+        error,
+        message: if schema {
             "the ClickHouse table does not accept this insert (run `dispatch-ingest migrate`?); the batch is kept and retried"
-        );
-    } else {
-        tracing::warn!(
-            rows,
-            attempt,
-            retry_in_ms = retry_in.as_millis() as u64,
-            error = %error,
+        } else {
             "ClickHouse insert failed; the batch is kept and retried"
-        );
-    }
+        },
+    });
 }
 
 /// At most this many per-record warning lines per minute; the rest are counted and summed up in
@@ -278,14 +373,15 @@ pub fn registry_unavailable(
     error: &dyn std::fmt::Display,
 ) {
     counter!(REGISTRY_ERRORS).increment(1);
-    retry("schema_registry");
-    tracing::warn!(
-        %position,
+    retry(RetryEvent {
+        operation: RetryOperation::SchemaRegistry,
+        class: RetryClass::Transient,
         attempt,
-        retry_in_ms = retry_in.as_millis() as u64,
-        error = %error,
-        "schema registry unavailable; the record waits and is decoded when it answers"
-    );
+        wait: retry_in,
+        subject: &position.to_string(),
+        error,
+        message: "schema registry unavailable; the record waits and is decoded when it answers",
+    });
 }
 
 /// Counted every time; logged the first time a code is seen (`first`), without the code itself
@@ -730,6 +826,25 @@ pub enum TelemetryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_lines_pass_once_per_key_and_interval_with_the_count_held_back() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut l = RateLimit::new(Duration::from_secs(10));
+        assert_eq!(l.allow("insert", at(0)), Some(0));
+        assert_eq!(l.allow("insert", at(1)), None);
+        assert_eq!(l.allow("insert", at(9_999)), None);
+        assert_eq!(
+            l.allow("dead_letter", at(5)),
+            Some(0),
+            "keys are independent"
+        );
+        assert_eq!(l.allow("insert", at(10_000)), Some(2), "two held back");
+        assert_eq!(l.allow("insert", at(10_001)), None);
+        assert_eq!(l.allow("insert", at(30_000)), Some(1));
+        assert_eq!(l.allow("dead_letter", at(30_000)), Some(0));
+    }
 
     #[test]
     fn lag_growing_without_a_break_is_timed_and_a_drop_resets_it() {

@@ -25,6 +25,7 @@ fn client(base: &str) -> RegistryClient {
         timeout: Duration::from_millis(500),
         retries: 0,
         ca_file: String::new(),
+        retry: Default::default(),
     })
 }
 

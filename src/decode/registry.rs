@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use apache_avro::Schema;
 
-use crate::backoff::Backoff;
-use crate::config::SchemaRegistryConfig;
+use crate::backoff::{Backoff, RetryClass, RetryOperation};
+use crate::config::{RetryConfig, SchemaRegistryConfig};
+use crate::telemetry;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
@@ -78,12 +79,14 @@ pub struct RegistrySettings {
     pub retries: u32,
     /// PEM file of CA certificates trusted besides the system's roots (empty: none).
     pub ca_file: String,
+    /// `[retry]`: the waits between those quick retries.
+    pub retry: RetryConfig,
 }
 
 impl RegistrySettings {
-    /// Client settings from `[schema_registry]`; `None` when no registry is configured (empty
-    /// `url`).
-    pub fn from_config(r: &SchemaRegistryConfig) -> Option<RegistrySettings> {
+    /// Client settings from `[schema_registry]`, waiting between retries by `[retry]`; `None` when
+    /// no registry is configured (empty `url`).
+    pub fn from_config(r: &SchemaRegistryConfig, retry: &RetryConfig) -> Option<RegistrySettings> {
         (!r.url.is_empty()).then(|| RegistrySettings {
             url: r.url.clone(),
             username: r.username.clone(),
@@ -91,6 +94,7 @@ impl RegistrySettings {
             timeout: Duration::from_millis(r.timeout_ms),
             retries: r.retries,
             ca_file: r.ca_file.clone(),
+            retry: retry.clone(),
         })
     }
 }
@@ -158,14 +162,23 @@ impl RegistryClient {
         }
         let url = self.url(&format!("/schemas/ids/{id}"));
         let mut attempt = 0;
-        let mut backoff =
-            Backoff::new(Duration::from_millis(200), Duration::from_millis(3200), 0.0);
+        let mut backoff = Backoff::from_config(&self.settings.retry);
         let body: SchemaResponse = loop {
             match self.get_once(&url, id).await {
                 Ok(b) => break b,
                 Err(e) if e.is_retriable() && attempt < self.settings.retries => {
                     attempt += 1;
-                    tokio::time::sleep(backoff.next_wait()).await;
+                    let wait = backoff.next_wait();
+                    telemetry::retry(telemetry::RetryEvent {
+                        operation: RetryOperation::SchemaRegistryRequest,
+                        class: RetryClass::Transient,
+                        attempt,
+                        wait,
+                        subject: &format!("schema id {id}"),
+                        error: &e,
+                        message: "schema registry request failed; asking again",
+                    });
+                    tokio::time::sleep(wait).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -204,23 +217,7 @@ impl RegistryClient {
         let status = resp.status().as_u16();
         // The whole body first: a timeout or a reset mid-body is the registry being unreachable.
         let body = resp.bytes().await.map_err(unreachable)?;
-        if status == 404
-            && serde_json::from_slice::<ErrorResponse>(&body)
-                .is_ok_and(|e| e.error_code == SCHEMA_NOT_FOUND)
-        {
-            return Err(RegistryError::NotFound { id });
-        }
-        if status != 200 {
-            return Err(RegistryError::Status {
-                url: crate::config::redact_url(url),
-                status,
-                body: snippet(&body),
-            });
-        }
-        serde_json::from_slice::<SchemaResponse>(&body).map_err(|e| RegistryError::Unexpected {
-            url: crate::config::redact_url(url),
-            message: format!("{e}; body starts {:?}", snippet(&body)),
-        })
+        read_answer(status, &body, &crate::config::redact_url(url), id)
     }
 
     /// Register `schema_json` under `subject`; returns its id.
@@ -256,6 +253,35 @@ impl RegistryClient {
     }
 }
 
+/// The registry's answer to `GET {url}` for schema `id` (`url` without a password): the schema, or
+/// how the lookup failed. Only a 404 carrying Confluent's error code 40403 means the registry does
+/// not know the id ([`RegistryError::NotFound`], permanent); any other status and any 200 that is
+/// not the registry's JSON is an outage (retriable: the record waits).
+fn read_answer(
+    status: u16,
+    body: &[u8],
+    url: &str,
+    id: u32,
+) -> Result<SchemaResponse, RegistryError> {
+    if status == 404
+        && serde_json::from_slice::<ErrorResponse>(body)
+            .is_ok_and(|e| e.error_code == SCHEMA_NOT_FOUND)
+    {
+        return Err(RegistryError::NotFound { id });
+    }
+    if status != 200 {
+        return Err(RegistryError::Status {
+            url: url.to_string(),
+            status,
+            body: snippet(body),
+        });
+    }
+    serde_json::from_slice::<SchemaResponse>(body).map_err(|e| RegistryError::Unexpected {
+        url: url.to_string(),
+        message: format!("{e}; body starts {:?}", snippet(body)),
+    })
+}
+
 /// The start of a response body, for error messages.
 fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -264,4 +290,109 @@ fn snippet(body: &[u8]) -> String {
         s.push('…');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How an answer is classified: the schema text, unknown schema (permanent), or an outage
+    /// (retriable) with the error variant's name.
+    fn class(status: u16, body: &str) -> String {
+        match read_answer(status, body.as_bytes(), "http://r/schemas/ids/7", 7) {
+            Ok(r) => format!("schema {}", r.schema),
+            Err(e) => {
+                let variant = match &e {
+                    RegistryError::NotFound { id } => format!("not_found {id}"),
+                    RegistryError::Status { status, .. } => format!("status {status}"),
+                    RegistryError::Unexpected { .. } => "unexpected".into(),
+                    RegistryError::Unreachable { .. } => "unreachable".into(),
+                    RegistryError::BadSchema { .. } => "bad_schema".into(),
+                };
+                let kind = if e.is_retriable() {
+                    "outage"
+                } else {
+                    "unknown_schema"
+                };
+                format!("{kind}: {variant}")
+            }
+        }
+    }
+
+    #[test]
+    fn registry_answers_are_classified_as_unknown_schema_or_outage() {
+        let cases: [(u16, &str, &str); 13] = [
+            (200, r#"{"schema":"\"string\""}"#, "schema \"string\""),
+            (
+                200,
+                r#"{"schema":"\"int\"","schemaType":"AVRO"}"#,
+                "schema \"int\"",
+            ),
+            // Only Confluent's own "schema not found" is permanent.
+            (
+                404,
+                r#"{"error_code":40403,"message":"Schema 7 not found"}"#,
+                "unknown_schema: not_found 7",
+            ),
+            // A 404 of another kind (a subject, a wrong base path, a proxy) is an outage.
+            (
+                404,
+                r#"{"error_code":40401,"message":"Subject not found"}"#,
+                "outage: status 404",
+            ),
+            (404, "<html>Not Found</html>", "outage: status 404"),
+            (404, "", "outage: status 404"),
+            // 40403 with another status is not the registry saying "unknown id".
+            (
+                500,
+                r#"{"error_code":40403,"message":"x"}"#,
+                "outage: status 500",
+            ),
+            (
+                401,
+                r#"{"error_code":401,"message":"Unauthorized"}"#,
+                "outage: status 401",
+            ),
+            (403, "forbidden", "outage: status 403"),
+            (
+                503,
+                r#"{"error_code":50003,"message":"forwarding"}"#,
+                "outage: status 503",
+            ),
+            (502, "Bad Gateway", "outage: status 502"),
+            // A 200 that is not the registry's JSON: a login page, a proxy, a cut body.
+            (200, "<html>login</html>", "outage: unexpected"),
+            (200, r#"{"schema":"#, "outage: unexpected"),
+        ];
+        for (status, body, expected) in cases {
+            assert_eq!(class(status, body), expected, "{status} {body}");
+        }
+    }
+
+    #[test]
+    fn lookup_errors_are_retriable_except_unknown_and_foreign_schemas() {
+        let url = "u".to_string();
+        let retriable = [
+            RegistryError::Unreachable {
+                url: url.clone(),
+                message: "connection refused".into(),
+            },
+            RegistryError::Status {
+                url: url.clone(),
+                status: 500,
+                body: String::new(),
+            },
+            RegistryError::Unexpected {
+                url,
+                message: "x".into(),
+            },
+        ];
+        assert!(retriable.iter().all(RegistryError::is_retriable));
+        assert!(!RegistryError::NotFound { id: 1 }.is_retriable());
+        assert!(!RegistryError::BadSchema {
+            id: 1,
+            message: "PROTOBUF".into()
+        }
+        .is_retriable());
+    }
 }

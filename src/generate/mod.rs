@@ -261,9 +261,10 @@ pub async fn register_schemas(
     config: &Config,
 ) -> Result<HashMap<Stream, u32>, crate::decode::registry::RegistryError> {
     let mut ids = HashMap::new();
-    let Some(settings) =
-        crate::decode::registry::RegistrySettings::from_config(&config.schema_registry)
-    else {
+    let Some(settings) = crate::decode::registry::RegistrySettings::from_config(
+        &config.schema_registry,
+        &config.retry,
+    ) else {
         return Ok(ids);
     };
     let registry = crate::decode::registry::RegistryClient::new(settings);

@@ -796,6 +796,91 @@ mod tests {
         assert_eq!(split_by_partition(&[1, 2, 2], 0).1, vec![0..1, 1..3]);
     }
 
+    /// Every ClickHouse error code the classification knows, with the class expected of it;
+    /// a code added to the lists without a line here fails the test.
+    #[test]
+    fn every_known_clickhouse_code_has_its_class() {
+        use InsertFailure::{Retriable, RowData, Schema};
+        let table: [(u32, InsertFailure); 31] = [
+            // Row data: parse and type errors, enum values, data checks.
+            (6, RowData),
+            (26, RowData),
+            (27, RowData),
+            (36, RowData),
+            (38, RowData),
+            (41, RowData),
+            (53, RowData),
+            (69, RowData),
+            (70, RowData),
+            (117, RowData),
+            (395, RowData),
+            (469, RowData),
+            (691, RowData),
+            (467, RowData),
+            (675, RowData),
+            (676, RowData),
+            // The table or the grants do not match: an operator must act.
+            (16, Schema),
+            (47, Schema),
+            (60, Schema),
+            (62, Schema),
+            (81, Schema),
+            (497, Schema),
+            (516, Schema),
+            (115, Schema),
+            (8, Schema),
+            // Transient on newer servers.
+            (202, Retriable),
+            (241, Retriable),
+            (242, Retriable),
+            (319, Retriable),
+            (999, Retriable),
+            (394, Retriable),
+        ];
+        for (code, expected) in &table {
+            for text in [
+                format!("Code: {code}, e.displayText() = DB::Exception: x (version 18.16.1)"),
+                format!("Code: {code}. DB::Exception: x. (SOME_NAME) (version 26.9.2.1)"),
+            ] {
+                let e = clickhouse::error::Error::BadResponse(text.clone());
+                assert_eq!(classify(&e), *expected, "{text}");
+                assert_eq!(is_retriable(&e), *expected == Retriable, "{text}");
+            }
+        }
+        let known: std::collections::BTreeSet<u32> = ROW_DATA_CODES
+            .iter()
+            .chain(SCHEMA_CODES.iter())
+            .copied()
+            .chain((0..1000).filter(|c| newer_version_code(*c).is_some()))
+            .collect();
+        let tested: std::collections::BTreeSet<u32> = table.iter().map(|t| t.0).collect();
+        assert_eq!(known, tested, "codes without an expected class");
+        // 252 is two errors; codes nobody knows, and no code at all, are transient.
+        let bad = |m: &str| clickhouse::error::Error::BadResponse(m.into());
+        assert_eq!(
+            classify(&bad(
+                "Code: 252, Too many partitions for single INSERT block"
+            )),
+            InsertFailure::TooManyPartitions
+        );
+        assert_eq!(classify(&bad("Code: 252, Too many parts (300)")), Retriable);
+        assert_eq!(classify(&bad("Code: 4242, something new")), Retriable);
+        assert_eq!(classify(&bad("connection reset by peer")), Retriable);
+        // 18.16's enum value outside the type is a LOGICAL_ERROR (49) with this text.
+        assert_eq!(
+            classify(&bad("Code: 49, Unexpected value 7 for type Enum8")),
+            RowData
+        );
+        assert_eq!(classify(&bad("Code: 49, Logical error")), Retriable);
+        for code in DRIFT_SUSPECT_CODES {
+            assert_eq!(
+                table.iter().find(|t| t.0 == code).map(|t| t.1),
+                Some(RowData),
+                "drift suspects are row-data codes"
+            );
+        }
+    }
+
     #[test]
     fn drift_suspects_are_recognised() {
         let e = |m: &str| SinkError::ClickHouse {
