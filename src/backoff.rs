@@ -2,7 +2,8 @@
 //! [`Backoff`], built from `[retry]` with [`Backoff::from_config`]) and what kind of failure a
 //! retry follows ([`RetryClass`]). Every retry loop (Schema Registry lookups, ClickHouse inserts,
 //! dead-letter writes, Kafka consumer errors) waits with it and records each retry through
-//! `telemetry::retry` (a metric and a rate-limited log line).
+//! `telemetry::retry` (a metric and a rate-limited log line). After a Kafka consumer error the
+//! wait is the policy's first step every time (librdkafka reconnects by itself).
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use crate::config::RetryConfig;
 /// What kind of failure a retry follows (the `class` label of `dispatch_ingest_retries_total`).
 /// Failures that no retry can fix (row data ClickHouse rejects, a schema id the registry does not
 /// know) are never retried and have no class here: they are dead-lettered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RetryClass {
     /// Network, timeouts, overload, a server restarting, a registry outage: it passes by itself.
     Transient,

@@ -482,9 +482,9 @@ impl MemoryConfig {
 }
 
 /// The one retry policy (`backoff::Backoff::from_config`): every wait after a failed attempt
-/// (ClickHouse inserts, Schema Registry lookups, dead-letter writes, Kafka consumer errors)
-/// starts at `initial_ms`, doubles up to `max_ms`, and is drawn from
-/// `[step * (1 - jitter), step)`.
+/// (ClickHouse inserts, Schema Registry lookups, dead-letter writes) starts at `initial_ms`,
+/// doubles up to `max_ms`, and is drawn from `[step * (1 - jitter), step)`; after a Kafka
+/// consumer error the wait is the first step, every time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
@@ -1122,6 +1122,25 @@ impl Config {
         self.decode.validate()?;
         self.batch.validate(self.kafka.max_poll_interval_ms)?;
         self.memory.validate(&self.decode, &self.batch)?;
+        // librdkafka refuses to create a consumer whose fetch.max.bytes (derived from
+        // memory.limit_mb) is below message.max.bytes, which kafka.extra may raise for the
+        // dead-letter producer; say so here rather than at start-up.
+        if let Some(v) = self.kafka.extra.get("message.max.bytes") {
+            let fetch = self
+                .memory
+                .budget(self.decode.max_record_bytes)
+                .fetch_max_bytes;
+            if v.parse::<u64>().is_ok_and(|m| m > fetch) {
+                return Err(invalid(
+                    "kafka.extra.\"message.max.bytes\"",
+                    v,
+                    format!(
+                        "must not exceed fetch.max.bytes = memory.limit_mb / 16 = {fetch} bytes (librdkafka refuses such a consumer): lower it or raise memory.limit_mb to at least {}",
+                        (v.parse::<u64>().unwrap_or(0) * 16).div_ceil(1024 * 1024)
+                    ),
+                ));
+            }
+        }
         self.retry.validate()?;
         self.telemetry.validate()?;
         self.shutdown.validate()?;
@@ -1678,6 +1697,26 @@ mod tests {
         assert_eq!(c.batch.max_rows, 123);
         assert_eq!(c.clickhouse.password, "12345");
         assert_eq!(c.topics.call.format, WireFormat::Json);
+    }
+
+    #[test]
+    fn a_message_max_bytes_above_the_derived_fetch_size_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        // limit_mb 64: one fetch is 4 MiB; an 8 MB message.max.bytes would stop the consumer.
+        let file = |m: u64| {
+            format!("[memory]\nlimit_mb = 64\n[batch]\nmax_bytes = 16777216\n[kafka.extra]\n\"message.max.bytes\" = \"{m}\"\n")
+        };
+        std::fs::write(&p, file(8_000_000)).unwrap();
+        let err = Config::load(Some(&p), vec![]).unwrap_err().to_string();
+        assert!(
+            err.contains("message.max.bytes")
+                && err.contains("4194304")
+                && err.contains("at least 123"),
+            "{err}"
+        );
+        std::fs::write(&p, file(4_000_000)).unwrap();
+        Config::load(Some(&p), vec![]).unwrap();
     }
 
     #[test]

@@ -293,7 +293,7 @@ pub async fn run_with_fault(
                         }
                     }
                     Err(e) => {
-                        telemetry::kafka_error(&e);
+                        telemetry::kafka_receive_error();
                         receive_errors += 1;
                         // Only the first step of the policy, every time: librdkafka reconnects by
                         // itself and queues its errors as events between the records, so a

@@ -147,8 +147,9 @@ pub fn describe() {
     );
 }
 
-/// At most one retry log line per operation in this interval; the next line says how many were
-/// left out meanwhile (every retry is counted in [`RETRIES`] all the same).
+/// At most one retry log line per operation and class in this interval; the next line says how
+/// many were left out meanwhile (every retry is counted in [`RETRIES`] all the same). Keyed by the
+/// class too, so transient warnings never hold back a line that needs an operator.
 pub const RETRY_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// At most one pass per key per `interval`; what is held back is counted and handed to the next
@@ -188,12 +189,12 @@ impl<K: Ord> RateLimit<K> {
 }
 
 /// A retry's log line may be written now (see [`RETRY_LOG_INTERVAL`]).
-fn retry_log_allowed(operation: RetryOperation) -> Option<u64> {
-    static LIMIT: Mutex<Option<RateLimit<RetryOperation>>> = Mutex::new(None);
+fn retry_log_allowed(operation: RetryOperation, class: RetryClass) -> Option<u64> {
+    static LIMIT: Mutex<Option<RateLimit<(RetryOperation, RetryClass)>>> = Mutex::new(None);
     let mut limit = LIMIT.lock().unwrap_or_else(|e| e.into_inner());
     limit
         .get_or_insert_with(|| RateLimit::new(RETRY_LOG_INTERVAL))
-        .allow(operation, Instant::now())
+        .allow((operation, class), Instant::now())
 }
 
 /// What one retry is about, for its log line.
@@ -215,7 +216,7 @@ pub struct RetryEvent<'a> {
 /// [`RetryClass::NeedsOperator`]) at most once per operation per [`RETRY_LOG_INTERVAL`].
 pub fn retry(r: RetryEvent<'_>) {
     counter!(RETRIES, "operation" => r.operation.label(), "class" => r.class.label()).increment(1);
-    let Some(suppressed) = retry_log_allowed(r.operation) else {
+    let Some(suppressed) = retry_log_allowed(r.operation, r.class) else {
         return;
     };
     let (operation, class) = (r.operation.label(), r.class.label());
@@ -364,6 +365,12 @@ pub fn rebalance(kind: &'static str, partitions: &str) {
 pub fn kafka_error(error: &dyn std::fmt::Display) {
     counter!(KAFKA_ERRORS).increment(1);
     tracing::warn!(error = %error, "Kafka consumer error");
+}
+
+/// A consumer error while receiving, counted; its log line is the rate-limited retry line that
+/// follows it.
+pub fn kafka_receive_error() {
+    counter!(KAFKA_ERRORS).increment(1);
 }
 
 pub fn registry_unavailable(

@@ -189,7 +189,7 @@ async fn fault_replica_killed_mid_stream_fails_over_and_catches_up() {
     env.set_env("DISPATCH_INGEST__CLICKHOUSE__CLUSTER", CLUSTER);
     env.set_env("DISPATCH_INGEST__CLICKHOUSE__URLS", &format!("{u1},{u2}"));
     env.set_env("DISPATCH_INGEST__CLICKHOUSE__REQUEST_TIMEOUT_MS", "5000");
-    env.set_env("DISPATCH_INGEST__CLICKHOUSE__RETRY_MAX_MS", "1000");
+    env.set_env("DISPATCH_INGEST__RETRY__MAX_MS", "1000");
     env.set_env("DISPATCH_INGEST__BATCH__MAX_ROWS", "500");
     stage("servers up");
     env.run_cli(&["migrate"]);

@@ -76,7 +76,7 @@ async fn large_records_while_clickhouse_is_down_stay_within_the_memory_limit() {
     // At most a quarter of the limit (validation refuses more).
     env.set_env("DISPATCH_INGEST__BATCH__MAX_BYTES", &(8 << 20).to_string());
     // Retry quickly once ClickHouse is back.
-    env.set_env("DISPATCH_INGEST__CLICKHOUSE__RETRY_MAX_MS", "1000");
+    env.set_env("DISPATCH_INGEST__RETRY__MAX_MS", "1000");
     env.set_env("DISPATCH_INGEST__CLICKHOUSE__REQUEST_TIMEOUT_MS", "10000");
     let mut svc = env.spawn_service("membytes");
     svc.wait_healthy(Duration::from_secs(60)).await;
