@@ -138,7 +138,10 @@ async fn report_command(config: &Config, what: ReportCommand) -> anyhow::Result<
         }
         ReportCommand::Landed => {
             let sink = Sink::connect(&config.clickhouse).await?;
-            print!("{}", report::text_table(&sink, "landed_by_stream").await?);
+            print!(
+                "{}",
+                report::text_table(&sink, report::queries::LANDED_BY_STREAM).await?
+            );
             Ok(())
         }
     }

@@ -235,3 +235,54 @@ async fn national_stream_lands_with_its_calibrated_counts() {
     );
     env.cleanup().await;
 }
+
+/// The factsheet reads typed rows: a view that lost a column (an operator's hand-edited view, a
+/// migration gone wrong) makes `report factsheet` fail naming the query, instead of printing the
+/// missing indicator as 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_factsheet_view_missing_a_column_is_an_error_not_a_zero() {
+    let env = TestEnv::new("factsheet_column").await;
+    env.run_cli(&["migrate"]);
+    let db = &env.database;
+    let ch = env.clickhouse();
+    ch.query(&format!("DROP TABLE {db}.mmt_factsheet_year"))
+        .execute()
+        .await
+        .unwrap();
+    // The year is there (so the report does not stop at "no data"), `child_pct` is not.
+    ch.query(&format!(
+        "CREATE VIEW {db}.mmt_factsheet_year AS SELECT * FROM \
+         (SELECT toUInt16(2024) AS year, toUInt64(10) AS calls)"
+    ))
+    .execute()
+    .await
+    .unwrap();
+    let out = env
+        .cli(&["report", "factsheet", "--year", "2024", "--format", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the report succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains("report query mmt_factsheet_year"),
+        "the error does not name the query: {stderr}"
+    );
+    // The server names the first missing column it meets (which one differs between versions).
+    let missing = [
+        "calls_per_day",
+        "deployments",
+        "cancels",
+        "child_pct",
+        "ambulance_accompanied_deployments",
+        "ambulance_accompanied_pct",
+    ];
+    assert!(
+        missing.iter().any(|c| stderr.contains(c)),
+        "the error does not name a missing column: {stderr}"
+    );
+    env.cleanup().await;
+}

@@ -5,15 +5,16 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::report::queries::{self, Query};
 use crate::report::ReportFormat;
-use crate::sink::{Sink, SinkError, QUERIES};
+use crate::sink::{Sink, SinkError};
 
 use super::charts;
 
-/// One year's indicators (the `mmt_factsheet_year` view).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// One year's indicators (the `mmt_factsheet_year` view), in the column order of its query.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clickhouse::Row)]
 pub struct YearFigures {
     pub year: i32,
     pub calls: u64,
@@ -39,7 +40,8 @@ pub struct YearFigures {
     pub ambulance_accompanied_pct: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Calls per month (the `mmt_factsheet_month` view), in the column order of its query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clickhouse::Row)]
 pub struct MonthFigures {
     pub year: i32,
     pub month: u32,
@@ -48,6 +50,25 @@ pub struct MonthFigures {
     pub cancels: u64,
 }
 
+/// A row of the `mmt_station_location` query.
+#[derive(Debug, Clone, PartialEq, Deserialize, clickhouse::Row)]
+struct StationRow {
+    year: i32,
+    station: String,
+    region_code: String,
+    deployments: u64,
+    cancels: u64,
+}
+
+/// A row of the `mmt_cancel_reasons` query.
+#[derive(Debug, Clone, PartialEq, Deserialize, clickhouse::Row)]
+struct ReasonRow {
+    year: i32,
+    cancel_reason: String,
+    cancels: u64,
+}
+
+/// One station's deployments and cancels by safety region of the incident.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StationFigures {
     pub station: String,
@@ -56,6 +77,7 @@ pub struct StationFigures {
     pub cancels: u64,
 }
 
+/// Cancels for one reason.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReasonFigures {
     pub cancel_reason: String,
@@ -79,127 +101,60 @@ pub struct Factsheet {
 pub enum ReportError {
     #[error(transparent)]
     Sink(#[from] SinkError),
-    #[error("report query {query}: {message}")]
-    Parse { query: String, message: String },
+    #[error("report query {query} on ClickHouse: {source}")]
+    Query {
+        query: &'static str,
+        #[source]
+        source: clickhouse::error::Error,
+    },
     #[error("no MMT calls in {0}: nothing to report (did the pipeline ingest that year?)")]
     NoData(i32),
     #[error("drawing a chart: {0}")]
     Chart(String),
 }
 
-type Row = serde_json::Map<String, serde_json::Value>;
-
-fn num(row: &Row, key: &str) -> f64 {
-    match row.get(key) {
-        Some(serde_json::Value::Number(n)) => n.as_f64().unwrap_or(0.0),
-        Some(serde_json::Value::String(s)) => s.parse().unwrap_or(0.0),
-        _ => 0.0,
-    }
-}
-
-fn int(row: &Row, key: &str) -> u64 {
-    num(row, key).round() as u64
-}
-
-fn text(row: &Row, key: &str) -> String {
-    row.get(key)
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// Rows of a named report query, as JSON objects.
-async fn rows(sink: &Sink, name: &str) -> Result<Vec<Row>, ReportError> {
-    let sql = QUERIES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, q)| q.replace("{db}", sink.database()))
-        .expect("registered query");
-    let err = |source| SinkError::ClickHouse {
-        url: String::new(),
-        source,
-    };
-    let bytes = sink
-        .client()
-        .query(&sql)
-        .fetch_bytes("JSONEachRow")
-        .map_err(err)?
-        .collect()
+/// The rows of a report query, decoded into `T` (a missing column or another type is an error).
+async fn rows<T>(sink: &Sink, query: Query) -> Result<Vec<T>, ReportError>
+where
+    T: clickhouse::RowOwned + clickhouse::RowRead,
+{
+    query
+        .on(&sink.client(), sink.database())
+        .fetch_all::<T>()
         .await
-        .map_err(err)?;
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str::<Row>(l).map_err(|e| ReportError::Parse {
-                query: name.into(),
-                message: e.to_string(),
-            })
+        .map_err(|source| ReportError::Query {
+            query: query.name,
+            source,
         })
-        .collect()
 }
 
 /// Read the factsheet for `year` from ClickHouse.
 pub async fn load(sink: &Sink, year: i32) -> Result<Factsheet, ReportError> {
-    let years: Vec<YearFigures> = rows(sink, "mmt_factsheet_year")
-        .await?
-        .iter()
-        .map(|r| YearFigures {
-            year: int(r, "year") as i32,
-            calls: int(r, "calls"),
-            calls_per_day: num(r, "calls_per_day"),
-            deployments: int(r, "deployments"),
-            deployments_per_day: num(r, "deployments_per_day"),
-            cancels: int(r, "cancels"),
-            deployment_pct: num(r, "deployment_pct"),
-            helicopter_calls: int(r, "helicopter_calls"),
-            car_calls: int(r, "car_calls"),
-            helicopter_pct: num(r, "helicopter_pct"),
-            car_pct: num(r, "car_pct"),
-            primary_calls: int(r, "primary_calls"),
-            secondary_calls: int(r, "secondary_calls"),
-            primary_pct: num(r, "primary_pct"),
-            trauma_deployments: int(r, "trauma_deployments"),
-            trauma_pct: num(r, "trauma_pct"),
-            child_deployments: int(r, "child_deployments"),
-            child_pct: num(r, "child_pct"),
-            helicopter_transports: int(r, "helicopter_transports"),
-            helicopter_transport_pct: num(r, "helicopter_transport_pct"),
-            ambulance_accompanied_deployments: int(r, "ambulance_accompanied_deployments"),
-            ambulance_accompanied_pct: num(r, "ambulance_accompanied_pct"),
-        })
-        .collect();
+    let years: Vec<YearFigures> = rows(sink, queries::MMT_FACTSHEET_YEAR).await?;
     if !years.iter().any(|y| y.year == year) {
         return Err(ReportError::NoData(year));
     }
     let shown = |y: i32| y == year || y == year - 1;
-    let months = rows(sink, "mmt_factsheet_month")
+    let months = rows::<MonthFigures>(sink, queries::MMT_FACTSHEET_MONTH)
         .await?
-        .iter()
-        .map(|r| MonthFigures {
-            year: int(r, "year") as i32,
-            month: int(r, "month") as u32,
-            calls: int(r, "calls"),
-            deployments: int(r, "deployments"),
-            cancels: int(r, "cancels"),
-        })
+        .into_iter()
         .filter(|m| shown(m.year))
         .collect();
-    let stations = rows(sink, "mmt_station_location")
+    let stations = rows::<StationRow>(sink, queries::MMT_STATION_LOCATION)
         .await?
-        .iter()
-        .filter(|r| int(r, "year") as i32 == year)
+        .into_iter()
+        .filter(|r| r.year == year)
         .map(|r| StationFigures {
-            station: text(r, "station"),
-            region_code: text(r, "region_code"),
-            deployments: int(r, "deployments"),
-            cancels: int(r, "cancels"),
+            station: r.station,
+            region_code: r.region_code,
+            deployments: r.deployments,
+            cancels: r.cancels,
         })
         .collect();
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
-    for r in rows(sink, "mmt_cancel_reasons").await? {
-        if shown(int(&r, "year") as i32) {
-            *reasons.entry(text(&r, "cancel_reason")).or_default() += int(&r, "cancels");
+    for r in rows::<ReasonRow>(sink, queries::MMT_CANCEL_REASONS).await? {
+        if shown(r.year) {
+            *reasons.entry(r.cancel_reason).or_default() += r.cancels;
         }
     }
     let mut cancel_reasons: Vec<ReasonFigures> = reasons
@@ -233,7 +188,11 @@ pub async fn render(sink: &Sink, year: i32, format: ReportFormat) -> Result<Stri
 /// The indicator rows shown in the main table: (label, value for a year).
 type Indicator = (&'static str, fn(&YearFigures) -> String);
 
+/// A percentage in Dutch notation (`12,3%`); a share of nothing (0/0, NaN from the view) is `-`.
 pub(crate) fn pct(v: f64) -> String {
+    if !v.is_finite() {
+        return "-".into();
+    }
     format!("{v:.1}%").replace('.', ",")
 }
 

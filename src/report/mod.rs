@@ -4,8 +4,11 @@ pub mod charts;
 pub mod factsheet;
 pub mod map;
 pub mod municipalities;
+pub mod queries;
 
-use crate::sink::{Sink, SinkError, QUERIES};
+use crate::sink::{Sink, SinkError};
+
+use queries::Query;
 
 /// How a report is written out (`--format` of the report commands).
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -16,28 +19,18 @@ pub enum ReportFormat {
     Json,
 }
 
-/// Run a named report query and return its result as a text table.
-pub async fn text_table(sink: &Sink, name: &str) -> Result<String, SinkError> {
-    let sql = QUERIES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, q)| *q)
-        .unwrap_or_else(|| panic!("unknown report query {name}"));
-    let sql = sql.replace("{db}", sink.database());
-    let mut cursor = sink
-        .client()
-        .query(&sql)
+/// Run a report query and return its result as a text table (for people, not for parsing).
+pub async fn text_table(sink: &Sink, query: Query) -> Result<String, SinkError> {
+    let err = |source| SinkError::ClickHouse {
+        url: String::new(),
+        source,
+    };
+    let bytes = query
+        .on(&sink.client(), sink.database())
         .fetch_bytes("PrettyCompactMonoBlock")
-        .map_err(|source| SinkError::ClickHouse {
-            url: String::new(),
-            source,
-        })?;
-    let bytes = cursor
+        .map_err(err)?
         .collect()
         .await
-        .map_err(|source| SinkError::ClickHouse {
-            url: String::new(),
-            source,
-        })?;
+        .map_err(err)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }

@@ -22,30 +22,6 @@ pub use migrations::{checksum, Migration, MIGRATIONS, MIGRATION_LOCK_TABLE, MIGR
 /// Table the pipeline writes to.
 pub const EVENTS_TABLE: &str = "dispatch_events";
 
-/// Report queries under `schemas/clickhouse/queries/`, by name.
-pub const QUERIES: &[(&str, &str)] = &[
-    (
-        "landed_by_stream",
-        include_str!("../../schemas/clickhouse/queries/landed_by_stream.sql"),
-    ),
-    (
-        "mmt_factsheet_year",
-        include_str!("../../schemas/clickhouse/queries/mmt_factsheet_year.sql"),
-    ),
-    (
-        "mmt_factsheet_month",
-        include_str!("../../schemas/clickhouse/queries/mmt_factsheet_month.sql"),
-    ),
-    (
-        "mmt_station_location",
-        include_str!("../../schemas/clickhouse/queries/mmt_station_location.sql"),
-    ),
-    (
-        "mmt_cancel_reasons",
-        include_str!("../../schemas/clickhouse/queries/mmt_cancel_reasons.sql"),
-    ),
-];
-
 /// Separator between statements of one SQL file (a line of its own).
 pub const STATEMENT_BREAK: &str = "-- statement-break";
 
@@ -587,9 +563,6 @@ mod tests {
         // The clickhouse crate treats `?` as a bind parameter.
         for m in MIGRATIONS {
             assert!(!m.sql.contains('?'), "{} contains '?'", m.name);
-        }
-        for (n, q) in QUERIES {
-            assert!(!q.contains('?'), "{n} contains '?'");
         }
     }
 
