@@ -120,6 +120,10 @@ pub struct OutputArgs {
     /// Fraction of extra malformed records (truncated) sent to the call topic (Kafka only).
     #[arg(long, default_value_t = 0.0)]
     pub malformed: f64,
+    /// Produce at most this many messages a second, steadily (Kafka only; default: as fast as
+    /// the producer goes). For benchmarks of freshness at a known input rate.
+    #[arg(long)]
+    pub rate: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

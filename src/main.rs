@@ -291,7 +291,7 @@ async fn generate_national(
 
 /// The generators' output chosen by `--out-dir` and `--malformed`.
 async fn open_output(config: &Config, args: &OutputArgs) -> anyhow::Result<Output> {
-    Output::open(config, args.out_dir.as_deref(), args.malformed).await
+    Output::open(config, args.out_dir.as_deref(), args.malformed, args.rate).await
 }
 
 /// `reference check`: validate the reference tables.

@@ -45,8 +45,11 @@ const SECONDS_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 /// End-to-end latency: from sub-second to a day (replays of old data land in +Inf).
+/// Freshness buckets: fine below 2.5 s, where the 1 s target of issue #13 lies, then coarse up to
+/// a day (late events, backfills).
 const LATENCY_BUCKETS: &[f64] = &[
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86400.0,
+    0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+    86400.0,
 ];
 const ROWS_BUCKETS: &[f64] = &[
     1.0, 10.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0, 100000.0,

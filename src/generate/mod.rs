@@ -291,7 +291,53 @@ pub async fn produce(
     progress: impl FnMut(u64),
 ) -> Result<u64, rdkafka::error::KafkaError> {
     let producer = producer(config)?;
-    produce_with(&producer, config, codec, schema_ids, events, progress).await
+    produce_with(&producer, config, codec, schema_ids, events, None, progress).await
+}
+
+/// Paces a producer to a steady rate (`--rate`): message `n` is sent no earlier than `n / rate`
+/// seconds after the first. Benchmarks of freshness need input at a known rate; a generator
+/// running flat out measures the generator.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    per_second: u32,
+    started: Option<std::time::Instant>,
+    sent: u64,
+}
+
+impl Pacer {
+    /// How many messages are sent between two checks of the clock.
+    const STEP: u64 = 50;
+
+    /// A pacer for `per_second` messages a second (at least 1).
+    pub fn new(per_second: u32) -> Pacer {
+        Pacer {
+            per_second: per_second.max(1),
+            started: None,
+            sent: 0,
+        }
+    }
+
+    /// When the next message may be sent, given the start of the stream: `None` for now.
+    fn due(
+        &self,
+        started: std::time::Instant,
+        now: std::time::Instant,
+    ) -> Option<std::time::Instant> {
+        let at = started + Duration::from_secs_f64(self.sent as f64 / self.per_second as f64);
+        (at > now).then_some(at)
+    }
+
+    /// Count one message and wait until the next may go (checked every [`Pacer::STEP`]).
+    async fn tick(&mut self) {
+        let now = std::time::Instant::now();
+        let started = *self.started.get_or_insert(now);
+        self.sent += 1;
+        if self.sent.is_multiple_of(Self::STEP) {
+            if let Some(at) = self.due(started, now) {
+                tokio::time::sleep_until(at.into()).await;
+            }
+        }
+    }
 }
 
 /// The generator's producer: idempotent, acks from all replicas, batched.
@@ -304,18 +350,23 @@ pub fn producer(config: &Config) -> Result<FutureProducer, rdkafka::error::Kafka
         .create()
 }
 
-/// [`produce`] with a producer the caller keeps (for streams sent in chunks).
+/// [`produce`] with a producer the caller keeps (for streams sent in chunks), paced by `pacer`
+/// when given.
 pub async fn produce_with(
     producer: &FutureProducer,
     config: &Config,
     codec: &Codec,
     schema_ids: &HashMap<Stream, u32>,
     events: &[DispatchEvent],
+    mut pacer: Option<&mut Pacer>,
     mut progress: impl FnMut(u64),
 ) -> Result<u64, rdkafka::error::KafkaError> {
     let mut in_flight = FuturesUnordered::new();
     let mut acked = 0u64;
     for event in events {
+        if let Some(p) = pacer.as_deref_mut() {
+            p.tick().await;
+        }
         let topic = config.topics.get(event.stream()).name.clone();
         let key = event.envelope.incident_id.clone();
         let id = schema_ids.get(&event.stream()).copied().unwrap_or(0);
@@ -485,5 +536,33 @@ mod tests {
         assert!(a
             .windows(2)
             .all(|w| w[0].envelope.occurred_at_ms <= w[1].envelope.occurred_at_ms));
+    }
+
+    #[test]
+    fn the_pacer_holds_message_n_until_n_over_rate_seconds() {
+        let start = std::time::Instant::now();
+        let mut p = Pacer::new(1000);
+        p.sent = 500;
+        // Half a second's worth sent at once: wait until 0.5 s after the start.
+        assert_eq!(
+            p.due(start, start),
+            Some(start + Duration::from_millis(500))
+        );
+        // Sent at the rate (or slower): no wait.
+        assert_eq!(p.due(start, start + Duration::from_millis(500)), None);
+        assert_eq!(p.due(start, start + Duration::from_secs(2)), None);
+    }
+
+    #[tokio::test]
+    async fn a_paced_stream_is_never_faster_than_its_rate() {
+        let mut p = Pacer::new(20_000);
+        let start = std::time::Instant::now();
+        for _ in 0..2_000 {
+            p.tick().await;
+        }
+        // 2,000 messages at 20,000 a second: message 2,000 waits until 0.1 s after the first.
+        // (No upper bound: a loaded machine may be slower, never faster.)
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(99), "{took:?}");
     }
 }

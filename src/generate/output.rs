@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::decode::Codec;
 use crate::event::{DispatchEvent, Stream};
 
-use super::FileOutput;
+use super::{FileOutput, Pacer};
 
 /// Kafka or files, for the generators.
 pub enum Output {
@@ -21,25 +21,34 @@ pub enum Output {
         config: Box<Config>,
         malformed: f64,
         sent: u64,
+        pacer: Option<Pacer>,
     },
     Files(FileOutput, PathBuf),
 }
 
 impl Output {
     /// Files under `out_dir` when given, else Kafka; `malformed` (`--malformed`) is the fraction
-    /// of extra truncated records sent to the call topic at [`Output::finish`] (Kafka only).
+    /// of extra truncated records sent to the call topic at [`Output::finish`] (Kafka only);
+    /// `rate` (`--rate`) paces Kafka output to that many messages a second.
     pub async fn open(
         config: &Config,
         out_dir: Option<&Path>,
         malformed: f64,
+        rate: Option<u32>,
     ) -> anyhow::Result<Output> {
         if !(0.0..=1.0).contains(&malformed) {
             anyhow::bail!("--malformed {malformed}: must be a fraction in [0, 1]");
+        }
+        if rate == Some(0) {
+            anyhow::bail!("--rate 0: give a positive number of messages a second, or leave it out");
         }
         Ok(match out_dir {
             Some(dir) => {
                 if malformed > 0.0 {
                     anyhow::bail!("--malformed applies to Kafka output only");
+                }
+                if rate.is_some() {
+                    anyhow::bail!("--rate applies to Kafka output only");
                 }
                 Output::Files(
                     FileOutput::create(config, dir)
@@ -54,6 +63,7 @@ impl Output {
                 config: Box::new(config.clone()),
                 malformed,
                 sent: 0,
+                pacer: rate.map(Pacer::new),
             },
         })
     }
@@ -71,9 +81,19 @@ impl Output {
                 ids,
                 config,
                 sent,
+                pacer,
                 ..
             } => {
-                let n = super::produce_with(producer, config, codec, ids, events, progress).await?;
+                let n = super::produce_with(
+                    producer,
+                    config,
+                    codec,
+                    ids,
+                    events,
+                    pacer.as_mut(),
+                    progress,
+                )
+                .await?;
                 *sent += n;
                 n
             }
