@@ -12,7 +12,7 @@
 #      default settings (only addresses, names and the metrics port set), started before any
 #      input and waited for until it has its partitions.
 #   2. `generate national --rate RATE` into those topics, year after year (2023-2026, then again
-#      with the next seed) until DURATION seconds have passed (a run lasts at least DURATION);
+#      with the next seed) while half a year's worth still fits in DURATION seconds;
 #      SCALE is the fraction of a national year per invocation. The producer sets each record's
 #      timestamp when it sends it.
 #   3. Every 10 s: the pipeline's RSS (VmRSS) and CPU seconds, and ClickHouse's CPU seconds.
@@ -24,31 +24,18 @@
 # Prints one block of results; the RSS series goes to $STATE_DIR/freshness-<run>.rss.tsv.
 # A benchmark, not a test: nothing here is part of deploy/local/test.sh.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-source "$here/../deploy/local/env.sh"
-cd "$REPO_ROOT"
+source "$(dirname "$0")/lib.sh"
 
 rate="${RATE:-10000}"
 duration="${DURATION:-300}"
 # One invocation of the generator (a national year x SCALE, about 5.73 million messages at 1.0)
 # lasts about DURATION at RATE, or a whole year when that is shorter; the loop starts another
-# until DURATION has passed, so a run lasts at least DURATION.
+# while at least half of one fits in DURATION.
 scale="${SCALE:-$(python3 -c "print(round(min(1.0, $rate * $duration / 5.73e6), 4))")}"
-bin="${BIN:-target/release/dispatch-ingest}"
+per_run=$(python3 -c "print($scale * 5.73e6 / $rate)")
 metrics_port="${BENCH_METRICS_PORT:-9467}"
 run="fresh$(date +%s)"
-streams=(call alert cancel on_scene transport)
-declare -A topic_suffix=([call]=calls [alert]=alerts [cancel]=cancels [on_scene]=on-scene [transport]=transports)
 
-bash deploy/local/up.sh >/dev/null
-if [ "$bin" = target/release/dispatch-ingest ]; then
-    cargo build --release --quiet --bin dispatch-ingest
-fi
-[ -x "$bin" ] || { echo "no binary at $bin" >&2; exit 1; }
-
-q() { curl -fsS "$CLICKHOUSE_URL/" --data-binary "$1"; }
-ticks="$(getconf CLK_TCK)"
-cpu_of() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
 ch_pid="$(cat "$STATE_DIR/clickhouse/clickhouse.pid")"
 
 export RUST_LOG=warn
@@ -99,8 +86,9 @@ messages=0
 seed=1
 while :; do
     for year in 2023 2024 2025 2026; do
-        elapsed=$(python3 -c "print(int($(date +%s.%N) - $start))")
-        [ "$elapsed" -lt "$duration" ] || break 2
+        # Start another year only if at least half of it fits before DURATION.
+        fits=$(python3 -c "print(int($(date +%s.%N) - $start + $per_run / 2 < $duration))")
+        [ "$fits" -eq 1 ] || [ "$messages" -eq 0 ] || break 2
         out="$("$bin" generate national --year "$year" --scale "$scale" --seed "$seed" --rate "$rate" 2>/dev/null)"
         n="$(echo "$out" | awk '/^produced/ {print $2}')"
         messages=$((messages + n))

@@ -7,23 +7,11 @@
 #   SCALE=0.01 RUNS=1 BIN=target/debug/dispatch-ingest bash bench/generator.sh   (a quick try)
 # A benchmark, not a test: nothing here is part of deploy/local/test.sh.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-source "$here/../deploy/local/env.sh"
-cd "$REPO_ROOT"
+source "$(dirname "$0")/lib.sh"
 
 scale="${SCALE:-0.2}"
 runs="${RUNS:-3}"
-bin="${BIN:-target/release/dispatch-ingest}"
-streams=(call alert cancel on_scene transport)
-declare -A topic_suffix=([call]=calls [alert]=alerts [cancel]=cancels [on_scene]=on-scene [transport]=transports)
 
-bash deploy/local/up.sh >/dev/null
-if [ "$bin" = target/release/dispatch-ingest ]; then
-    cargo build --release --quiet --bin dispatch-ingest
-fi
-[ -x "$bin" ] || { echo "no binary at $bin" >&2; exit 1; }
-ticks="$(getconf CLK_TCK)"
-cpu_of() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
 kafka_pid="$(cat "$STATE_DIR/kafka/kafka.pid")"
 export RUST_LOG=warn
 export DISPATCH_INGEST__KAFKA__BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP"

@@ -24,31 +24,16 @@
 #      (APPEND=0 to only print). CONTENDERS="avro json engine" (default) picks and orders them.
 # Timings are a benchmark, not a test: nothing here is part of deploy/local/test.sh.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-source "$here/../deploy/local/env.sh"
-cd "$REPO_ROOT"
+source "$(dirname "$0")/lib.sh"
 
 scale="${SCALE:-0.2}"
 seed="${SEED:-1}"
 year="${YEAR:-2024}"
 runs="${RUNS:-3}"
 append="${APPEND:-1}"
-bin="${BIN:-target/release/dispatch-ingest}"
 metrics_port="${BENCH_METRICS_PORT:-9466}"
 tag="s${scale//./_}-seed$seed-y$year"
-streams=(call alert cancel on_scene transport)
-declare -A topic_suffix=([call]=calls [alert]=alerts [cancel]=cancels [on_scene]=on-scene [transport]=transports)
 
-bash deploy/local/up.sh >/dev/null
-if [ "$bin" = target/release/dispatch-ingest ]; then
-    cargo build --release --quiet --bin dispatch-ingest
-fi
-[ -x "$bin" ] || { echo "no binary at $bin" >&2; exit 1; }
-
-q() { curl -fsS "$CLICKHOUSE_URL/" --data-binary "$1"; }
-ticks="$(getconf CLK_TCK)"
-# CPU seconds (user + system) of a live process.
-cpu_of() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
 ch_pid="$(cat "$STATE_DIR/clickhouse/clickhouse.pid")"
 topic() { echo "bench-$tag.$1.${topic_suffix[$2]}"; }
 
