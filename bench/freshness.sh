@@ -11,7 +11,7 @@
 #   1. Fresh topics (three partitions each), a fresh database, `dispatch-ingest run` with the
 #      default settings (only addresses, names and the metrics port set), started before any
 #      input and waited for until it has its partitions.
-#   2. `generate national --rate RATE` into those topics, year after year (2023-2026, then again
+#   2. `generate national --rate RATE` into those topics, year after year (2023-2025, then again
 #      with the next seed) while half a year's worth still fits in DURATION seconds;
 #      SCALE is the fraction of a national year per invocation. The producer sets each record's
 #      timestamp when it sends it.
@@ -85,7 +85,8 @@ ch0="$(cpu_of "$ch_pid")"
 messages=0
 seed=1
 while :; do
-    for year in 2023 2024 2025 2026; do
+    # Not 2026: its events after tomorrow are rightly dead-lettered as lying in the future.
+    for year in 2023 2024 2025; do
         # Start another year only if at least half of it fits before DURATION.
         fits=$(python3 -c "print(int($(date +%s.%N) - $start + $per_run / 2 < $duration))")
         [ "$fits" -eq 1 ] || [ "$messages" -eq 0 ] || break 2
