@@ -18,11 +18,13 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::Config;
+use crate::backoff::{Backoff, RetryClass, RetryOperation};
+use crate::config::{Config, RetryConfig};
 use crate::dlq;
 use crate::event::Stream;
 use crate::kafka::client_config;
 use crate::sink::{Sink, SinkError};
+use crate::telemetry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -121,7 +123,9 @@ pub async fn audit(
     let mut out = Vec::new();
     for stream in Stream::ALL {
         let topic = config.topics.get(stream).name.clone();
-        let metadata = retry_transient(|| consumer.fetch_metadata(Some(&topic), timeout))?;
+        let metadata = retry_transient(&config.retry, &topic, || {
+            consumer.fetch_metadata(Some(&topic), timeout)
+        })?;
         let partitions: Vec<i32> = metadata
             .topics()
             .iter()
@@ -133,8 +137,9 @@ pub async fn audit(
         }
         let committed = consumer.committed_offsets(tpl, timeout)?;
         for p in partitions {
-            let (mut low, high) =
-                retry_transient(|| consumer.fetch_watermarks(&topic, p, timeout))?;
+            let (mut low, high) = retry_transient(&config.retry, &topic, || {
+                consumer.fetch_watermarks(&topic, p, timeout)
+            })?;
             if start == Start::FirstAccounted {
                 let first_inserted: i64 = offsets_query(
                     sink,
@@ -351,18 +356,26 @@ pub fn read_gaps(
     Ok(((total - found) as u64, sample))
 }
 
-/// A metadata or watermark request, retried for a few seconds while the broker answers that a
-/// partition's leader is moving or not yet known (right after a topic is created, during a
-/// broker restart); any other error, or the same one after the retries, is returned.
+/// How long an audit request is retried while a partition's leader moves ([`retry_transient`]).
+const METADATA_RETRY_LIMIT: Duration = Duration::from_secs(5);
+
+/// Run a metadata or watermark request, retrying it with the retry policy (steps capped at 1 s,
+/// each a `kafka_metadata` retry) for up to [`METADATA_RETRY_LIMIT`] while the partition's
+/// leader is moving or not yet known (right after a topic is created, during a broker restart);
+/// any other error, or the same one after the limit, is returned. `subject` names the topic.
 fn retry_transient<T>(
+    retry: &RetryConfig,
+    subject: &str,
     mut request: impl FnMut() -> rdkafka::error::KafkaResult<T>,
 ) -> rdkafka::error::KafkaResult<T> {
     use rdkafka::types::RDKafkaErrorCode as Code;
+    let started = std::time::Instant::now();
+    let mut backoff = Backoff::from_config(retry).capped(Duration::from_secs(1));
     let mut attempt = 0;
     loop {
         match request() {
             Err(e)
-                if attempt < 20
+                if started.elapsed() < METADATA_RETRY_LIMIT
                     && matches!(
                         e.rdkafka_error_code(),
                         Some(
@@ -374,7 +387,17 @@ fn retry_transient<T>(
                     ) =>
             {
                 attempt += 1;
-                std::thread::sleep(Duration::from_millis(250));
+                let wait = backoff.next_wait();
+                telemetry::retry(telemetry::RetryEvent {
+                    operation: RetryOperation::KafkaMetadata,
+                    class: RetryClass::Transient,
+                    attempt,
+                    wait,
+                    subject,
+                    error: &e,
+                    message: "Kafka has no leader for a partition yet; asking again",
+                });
+                std::thread::sleep(wait);
             }
             other => return other,
         }
@@ -395,11 +418,15 @@ pub fn dead_lettered_offsets(
         .create()?;
     let timeout = Duration::from_secs(10);
     let topic = &config.kafka.dlq_topic;
-    let metadata = retry_transient(|| consumer.fetch_metadata(Some(topic), timeout))?;
+    let metadata = retry_transient(&config.retry, topic, || {
+        consumer.fetch_metadata(Some(topic), timeout)
+    })?;
     let mut tpl = TopicPartitionList::new();
     let mut remaining = 0usize;
     for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        let (low, high) = retry_transient(|| consumer.fetch_watermarks(topic, p.id(), timeout))?;
+        let (low, high) = retry_transient(&config.retry, topic, || {
+            consumer.fetch_watermarks(topic, p.id(), timeout)
+        })?;
         if high > low {
             tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))?;
             remaining += 1;

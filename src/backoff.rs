@@ -49,15 +49,26 @@ pub enum RetryOperation {
     DeadLetter,
     /// The Kafka consumer reported an error instead of a record.
     KafkaReceive,
+    /// The startup connection check (TLS or SASL configured) found no broker answering yet.
+    KafkaStartupCheck,
+    /// An audit's metadata or watermark request while a partition's leader moves or is not yet
+    /// known.
+    KafkaMetadata,
+    /// `migrate` waiting while another migrator holds the migration lock.
+    MigrationLock,
 }
 
 impl RetryOperation {
-    pub const ALL: [RetryOperation; 5] = [
+    /// Every operation (each has its own metric label and log rate limit).
+    pub const ALL: [RetryOperation; 8] = [
         RetryOperation::Insert,
         RetryOperation::SchemaRegistry,
         RetryOperation::SchemaRegistryRequest,
         RetryOperation::DeadLetter,
         RetryOperation::KafkaReceive,
+        RetryOperation::KafkaStartupCheck,
+        RetryOperation::KafkaMetadata,
+        RetryOperation::MigrationLock,
     ];
 
     /// The metric label.
@@ -68,6 +79,9 @@ impl RetryOperation {
             RetryOperation::SchemaRegistryRequest => "schema_registry_request",
             RetryOperation::DeadLetter => "dead_letter",
             RetryOperation::KafkaReceive => "kafka_receive",
+            RetryOperation::KafkaStartupCheck => "kafka_startup_check",
+            RetryOperation::KafkaMetadata => "kafka_metadata",
+            RetryOperation::MigrationLock => "migration_lock",
         }
     }
 }
@@ -103,6 +117,15 @@ impl Backoff {
             Duration::from_millis(c.max_ms),
             c.jitter,
         )
+    }
+
+    /// The same policy with its steps capped at `cap` (when `max` is larger): for a wait that
+    /// polls for something another party finishes (a lock, a broker starting) within a deadline,
+    /// where waiting up to `max` between looks would overshoot the deadline.
+    pub fn capped(mut self, cap: Duration) -> Backoff {
+        self.max = self.max.min(cap);
+        self.step = self.step.min(cap);
+        self
     }
 
     /// The wait before the next attempt; the step after it doubles (capped at `max`).
@@ -160,6 +183,18 @@ mod tests {
             ..RetryConfig::default()
         });
         assert_eq!((exact.next_wait(), exact.next_wait()), (ms(200), ms(400)));
+    }
+
+    #[test]
+    fn capped_keeps_every_step_at_or_below_the_cap() {
+        let mut b = Backoff::new(ms(200), ms(10_000), 0.0).capped(ms(500));
+        let waits: Vec<Duration> = (0..4).map(|_| b.next_wait()).collect();
+        assert_eq!(waits, [ms(200), ms(400), ms(500), ms(500)]);
+        let mut high = Backoff::new(ms(2000), ms(10_000), 0.0).capped(ms(500));
+        assert_eq!(high.next_wait(), ms(500));
+        let mut low = Backoff::new(ms(100), ms(300), 0.0).capped(ms(1000));
+        let waits: Vec<Duration> = (0..3).map(|_| low.next_wait()).collect();
+        assert_eq!(waits, [ms(100), ms(200), ms(300)]);
     }
 
     #[test]

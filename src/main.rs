@@ -150,7 +150,7 @@ async fn report_command(config: &Config, what: ReportCommand) -> anyhow::Result<
 /// `migrate`: apply the pending ClickHouse migrations.
 async fn migrate(config: &Config) -> anyhow::Result<()> {
     let sink = Sink::connect(&config.clickhouse).await?;
-    let applied = sink.migrate().await?;
+    let applied = sink.migrate(&config.retry).await?;
     if applied.is_empty() {
         println!("database {}: up to date, nothing to apply", sink.database());
     } else {

@@ -201,6 +201,7 @@ pub async fn run_with_fault(
     crate::security::check_kafka(
         &config.kafka,
         crate::kafka::client_config(&config.kafka),
+        &config.retry,
         crate::security::KAFKA_CHECK_WAIT,
     )
     .await?;

@@ -18,7 +18,9 @@ use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext}
 use rdkafka::types::RDKafkaErrorCode;
 use rustls::pki_types::CertificateDer;
 
-use crate::config::{read_ca_file, ClickHouseConfig, KafkaConfig};
+use crate::backoff::{Backoff, RetryClass, RetryOperation};
+use crate::config::{read_ca_file, ClickHouseConfig, KafkaConfig, RetryConfig};
+use crate::telemetry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
@@ -176,18 +178,22 @@ pub const KAFKA_CHECK_WAIT: Duration = Duration::from_secs(10);
 /// With TLS or SASL configured: connect once and ask for metadata, so that a certificate that
 /// does not verify or refused credentials fail startup with the endpoint and librdkafka's reason
 /// (which librdkafka itself would retry forever). Brokers that merely do not answer within
-/// `wait` are not an error here. Plaintext without SASL is not checked. `cc` holds the client's
-/// properties (`kafka::client_config`), the same as the consumer's and the DLQ producer's.
+/// `wait` are not an error here; the looks between are spaced by the retry policy (`retry`,
+/// steps capped at 1 s), each a retry of `kafka_startup_check`. Plaintext without SASL is not
+/// checked. `cc` holds the client's properties (`kafka::client_config`), the same as the
+/// consumer's and the DLQ producer's.
 pub async fn check_kafka(
     k: &KafkaConfig,
     cc: ClientConfig,
+    retry: &RetryConfig,
     wait: Duration,
 ) -> Result<(), SecurityError> {
     if k.security_protocol.eq_ignore_ascii_case("plaintext") {
         return Ok(());
     }
     let k = k.clone();
-    tokio::task::spawn_blocking(move || check_kafka_blocking(&k, &cc, wait))
+    let backoff = Backoff::from_config(retry).capped(Duration::from_secs(1));
+    tokio::task::spawn_blocking(move || check_kafka_blocking(&k, &cc, backoff, wait))
         .await
         .map_err(|e| SecurityError::Kafka {
             endpoint: "kafka.bootstrap_servers".into(),
@@ -198,6 +204,7 @@ pub async fn check_kafka(
 fn check_kafka_blocking(
     k: &KafkaConfig,
     cc: &ClientConfig,
+    mut backoff: Backoff,
     wait: Duration,
 ) -> Result<(), SecurityError> {
     let endpoint = format!(
@@ -212,6 +219,7 @@ fn check_kafka_blocking(
             message: format!("cannot create the client: {e}"),
         })?;
     let start = Instant::now();
+    let mut attempt = 0;
     loop {
         let answered = producer
             .client()
@@ -240,7 +248,22 @@ fn check_kafka_blocking(
                 tracing::warn!(%endpoint, error = %e, "Kafka does not answer yet; starting anyway, the consumer keeps trying");
                 return Ok(());
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => {
+                attempt += 1;
+                let wait = backoff
+                    .next_wait()
+                    .min(wait.saturating_sub(start.elapsed()));
+                telemetry::retry(telemetry::RetryEvent {
+                    operation: RetryOperation::KafkaStartupCheck,
+                    class: RetryClass::Transient,
+                    attempt,
+                    wait,
+                    subject: &endpoint,
+                    error: &e,
+                    message: "Kafka does not answer the startup check yet; asking again",
+                });
+                std::thread::sleep(wait);
+            }
         }
     }
 }

@@ -142,7 +142,7 @@ pub fn describe() {
     );
     describe_counter!(
         RETRIES,
-        "Retries after a failed attempt, by operation (insert, schema_registry, schema_registry_request, dead_letter, kafka_receive) and class (transient, needs_operator)."
+        "Retries after a failed attempt, by operation (insert, schema_registry, schema_registry_request, dead_letter, kafka_receive, kafka_startup_check, kafka_metadata, migration_lock) and class (transient, needs_operator)."
     );
     describe_gauge!(
         BUILD_INFO,
@@ -224,29 +224,25 @@ pub fn retry(r: RetryEvent<'_>) {
     };
     let (operation, class) = (r.operation.label(), r.class.label());
     let retry_in_ms = r.wait.as_millis() as u64;
+    // One line, at the level of its class (tracing's level macros need the level as a token).
+    macro_rules! retry_line {
+        ($level:ident) => {
+            tracing::$level!(
+                operation,
+                class,
+                attempt = r.attempt,
+                retry_in_ms,
+                subject = r.subject,
+                error = %r.error,
+                suppressed_since_last = suppressed,
+                "{}",
+                r.message
+            )
+        };
+    }
     match r.class {
-        RetryClass::NeedsOperator => tracing::error!(
-            operation,
-            class,
-            attempt = r.attempt,
-            retry_in_ms,
-            subject = r.subject,
-            error = %r.error,
-            suppressed_since_last = suppressed,
-            "{}",
-            r.message
-        ),
-        RetryClass::Transient => tracing::warn!(
-            operation,
-            class,
-            attempt = r.attempt,
-            retry_in_ms,
-            subject = r.subject,
-            error = %r.error,
-            suppressed_since_last = suppressed,
-            "{}",
-            r.message
-        ),
+        RetryClass::NeedsOperator => retry_line!(error),
+        RetryClass::Transient => retry_line!(warn),
     }
 }
 

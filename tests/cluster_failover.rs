@@ -301,7 +301,10 @@ async fn fault_replica_killed_mid_stream_fails_over_and_catches_up() {
     .await
     .unwrap();
     assert_eq!(single.cluster(), None);
-    single.migrate().await.unwrap();
+    single
+        .migrate(&dispatch_ingest::config::RetryConfig::default())
+        .await
+        .unwrap();
     client(&u2)
         .query(&format!(
             "INSERT INTO {reference}.dispatch_events SELECT * FROM {db}.dispatch_events FINAL"

@@ -8,6 +8,9 @@
 use clickhouse::sql::Identifier;
 
 use super::*;
+use crate::backoff::{Backoff, RetryClass, RetryOperation};
+use crate::config::RetryConfig;
+use crate::telemetry;
 
 /// One migration: a versioned SQL file under `schemas/clickhouse/migrations/`.
 #[derive(Debug, Clone, Copy)]
@@ -17,33 +20,28 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+/// A [`Migration`] of `schemas/clickhouse/migrations/<name>.sql`.
+macro_rules! migration {
+    ($version:literal, $name:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!(
+                "../../schemas/clickhouse/migrations/",
+                $name,
+                ".sql"
+            )),
+        }
+    };
+}
+
 /// Every migration, in order. A test checks this list against the directory.
 pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "0001_dispatch_events",
-        sql: include_str!("../../schemas/clickhouse/migrations/0001_dispatch_events.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "0002_enrichment",
-        sql: include_str!("../../schemas/clickhouse/migrations/0002_enrichment.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "0003_mmt_rollups",
-        sql: include_str!("../../schemas/clickhouse/migrations/0003_mmt_rollups.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "0004_ingest_offsets",
-        sql: include_str!("../../schemas/clickhouse/migrations/0004_ingest_offsets.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "0005_response_times",
-        sql: include_str!("../../schemas/clickhouse/migrations/0005_response_times.sql"),
-    },
+    migration!(1, "0001_dispatch_events"),
+    migration!(2, "0002_enrichment"),
+    migration!(3, "0003_mmt_rollups"),
+    migration!(4, "0004_ingest_offsets"),
+    migration!(5, "0005_response_times"),
 ];
 
 /// A stable checksum of a migration's text (FNV-1a, 64 bit), to notice edited migrations.
@@ -114,21 +112,55 @@ impl Sink {
 
     /// Create a bookkeeping table (`schema_migrations`, `schema_migration_steps`) if it is
     /// missing; replicated in cluster mode. A concurrent migrator creating it too is fine.
-    async fn bookkeeping_table(&self, table: &str, columns: &str) -> Result<(), SinkError> {
+    /// `columns` is a constant of this module; the names and the replica path are bound.
+    async fn bookkeeping_table(&self, table: &str, columns: &'static str) -> Result<(), SinkError> {
         let db = &self.database;
-        let engine = match &self.cluster {
-            Some(_) => format!(
-                "ReplicatedMergeTree('{}', '{{replica}}')",
-                crate::cluster::replica_path(db, table)
-            ),
-            None => "MergeTree()".to_string(),
+        let query = match &self.cluster {
+            Some(cluster) => self
+                .client
+                .query(&format!(
+                    "CREATE TABLE IF NOT EXISTS ?.? ON CLUSTER ? ({columns}) \
+                     ENGINE = ReplicatedMergeTree(?, '{{replica}}') ORDER BY version"
+                ))
+                .bind(Identifier(db))
+                .bind(Identifier(table))
+                .bind(Identifier(cluster))
+                .bind(crate::cluster::replica_path(db, table)),
+            None => self
+                .client
+                .query(&format!(
+                    "CREATE TABLE IF NOT EXISTS ?.? ({columns}) ENGINE = MergeTree() ORDER BY version"
+                ))
+                .bind(Identifier(db))
+                .bind(Identifier(table)),
         };
-        let on_cluster = self.on_cluster();
-        self.execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {db}.{table}{on_cluster} ({columns}) \
-             ENGINE = {engine} ORDER BY version"
-        ))
-        .await
+        query.execute().await.map_err(|e| self.err(e))
+    }
+
+    /// `CREATE DATABASE IF NOT EXISTS`, on every replica in cluster mode.
+    async fn create_database(&self) -> Result<(), SinkError> {
+        let db = Identifier(&self.database);
+        let query = match &self.cluster {
+            Some(cluster) => self
+                .client
+                .query("CREATE DATABASE IF NOT EXISTS ? ON CLUSTER ?")
+                .bind(db)
+                .bind(Identifier(cluster)),
+            None => self
+                .client
+                .query("CREATE DATABASE IF NOT EXISTS ?")
+                .bind(db),
+        };
+        query.execute().await.map_err(|e| self.err(e))
+    }
+
+    /// Run a statement on `database.MIGRATION_LOCK_TABLE`, bound as `?.?` (the first two
+    /// placeholders of `sql`).
+    fn on_lock_table(&self, sql: &str) -> clickhouse::query::Query {
+        self.client
+            .query(sql)
+            .bind(Identifier(&self.database))
+            .bind(Identifier(MIGRATION_LOCK_TABLE))
     }
 
     /// Apply the migrations that are not yet recorded in `schema_migrations`, in order. Returns
@@ -139,11 +171,12 @@ impl Sink {
     /// what is applied only once it has the lock, so no migration is applied twice and no two
     /// interleave. Each statement is recorded in `schema_migration_steps` once it succeeded: a
     /// migration that failed halfway continues after its last applied statement on the next run.
-    pub async fn migrate(&self) -> Result<Vec<&'static str>, SinkError> {
+    ///
+    /// While another migrator holds the lock, `migrate` looks again with the retry policy
+    /// `retry` (steps capped at 2 s), for up to [`MIGRATION_LOCK_WAIT`].
+    pub async fn migrate(&self, retry: &RetryConfig) -> Result<Vec<&'static str>, SinkError> {
         let db = &self.database;
-        let on_cluster = self.on_cluster();
-        self.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}{on_cluster}"))
-            .await?;
+        self.create_database().await?;
         self.bookkeeping_table(
             "schema_migrations",
             "version UInt32, name String, checksum String, applied_at DateTime('UTC')",
@@ -158,11 +191,13 @@ impl Sink {
             // Nothing to apply (migrations are only ever added): check checksums, no lock.
             self.apply_pending().await?
         } else {
-            self.lock_migrations(MIGRATION_LOCK_WAIT).await?;
+            self.lock_migrations(retry, MIGRATION_LOCK_WAIT).await?;
             let result = self.apply_pending().await;
             let released = self
-                .execute(&format!("DROP TABLE IF EXISTS {db}.{MIGRATION_LOCK_TABLE}"))
-                .await;
+                .on_lock_table("DROP TABLE IF EXISTS ?.?")
+                .execute()
+                .await
+                .map_err(|e| self.err(e));
             let done = result?;
             released?;
             done
@@ -172,41 +207,44 @@ impl Sink {
             // insert_deduplication_token) only within this window; Replicated tables already
             // keep one (replicated_deduplication_window). Not a migration: 18.16 has no such
             // table setting, and the same migration files run on both.
-            self.execute(&format!(
-                "ALTER TABLE {db}.{EVENTS_TABLE} MODIFY SETTING non_replicated_deduplication_window = {DEDUP_WINDOW}"
-            ))
-            .await?;
+            self.client
+                .query("ALTER TABLE ?.? MODIFY SETTING non_replicated_deduplication_window = ?")
+                .bind(Identifier(db))
+                .bind(Identifier(EVENTS_TABLE))
+                .bind(DEDUP_WINDOW)
+                .execute()
+                .await
+                .map_err(|e| self.err(e))?;
         }
         Ok(done)
     }
 
-    /// Take the migration lock: create [`MIGRATION_LOCK_TABLE`], waiting (up to `wait`) while
-    /// another migrator has it.
-    async fn lock_migrations(&self, wait: Duration) -> Result<(), SinkError> {
-        let db = &self.database;
+    /// Take the migration lock: create [`MIGRATION_LOCK_TABLE`], looking again with the retry
+    /// policy (each look a `migration_lock` retry) while another migrator has it, up to `wait`.
+    async fn lock_migrations(&self, retry: &RetryConfig, wait: Duration) -> Result<(), SinkError> {
         let host = std::env::var("HOSTNAME")
             .ok()
             .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
             .unwrap_or_default();
-        let holder: String = format!("{} pid {}", host.trim(), std::process::id())
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || " .-_:".contains(*c))
-            .collect();
+        let holder = format!("{} pid {}", host.trim(), std::process::id());
         let started = std::time::Instant::now();
-        let mut logged = false;
+        let mut backoff = Backoff::from_config(retry).capped(Duration::from_secs(2));
+        let mut attempt = 0;
         loop {
             let created = self
-                .execute(&format!(
-                    "CREATE TABLE {db}.{MIGRATION_LOCK_TABLE} \
-                     (holder String, claimed_at DateTime('UTC')) ENGINE = TinyLog"
-                ))
-                .await;
+                .on_lock_table(
+                    "CREATE TABLE ?.? (holder String, claimed_at DateTime('UTC')) ENGINE = TinyLog",
+                )
+                .execute()
+                .await
+                .map_err(|e| self.err(e));
             let err = match created {
                 Ok(()) => {
-                    self.execute(&format!(
-                        "INSERT INTO {db}.{MIGRATION_LOCK_TABLE} VALUES ('{holder}', now())"
-                    ))
-                    .await?;
+                    self.on_lock_table("INSERT INTO ?.? VALUES (?, now())")
+                        .bind(&holder)
+                        .execute()
+                        .await
+                        .map_err(|e| self.err(e))?;
                     tracing::info!(%holder, "migration lock taken");
                     return Ok(());
                 }
@@ -218,18 +256,26 @@ impl Sink {
                 return Err(err);
             }
             let other = self.lock_holder().await;
-            if started.elapsed() >= wait {
+            let elapsed = started.elapsed();
+            if elapsed >= wait {
                 return Err(SinkError::MigrationLock {
-                    database: db.clone(),
+                    database: self.database.clone(),
                     holder: other,
                     waited_secs: wait.as_secs(),
                 });
             }
-            if !logged {
-                tracing::info!(holder = %other, "waiting for another migrator's lock");
-                logged = true;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            attempt += 1;
+            let pause = backoff.next_wait().min(wait - elapsed);
+            telemetry::retry(telemetry::RetryEvent {
+                operation: RetryOperation::MigrationLock,
+                class: RetryClass::Transient,
+                attempt,
+                wait: pause,
+                subject: &format!("{}.{MIGRATION_LOCK_TABLE}", self.database),
+                error: &format!("held by {other}"),
+                message: "waiting for another migrator's lock",
+            });
+            tokio::time::sleep(pause).await;
         }
     }
 

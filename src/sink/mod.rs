@@ -385,14 +385,6 @@ impl Sink {
         self.cluster.as_deref()
     }
 
-    /// `ON CLUSTER name` in cluster mode, empty otherwise.
-    fn on_cluster(&self) -> String {
-        self.cluster
-            .as_deref()
-            .map(|c| format!(" ON CLUSTER {c}"))
-            .unwrap_or_default()
-    }
-
     pub fn version(&self) -> ServerVersion {
         self.version
     }
