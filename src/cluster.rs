@@ -233,27 +233,44 @@ pub(crate) fn find_keyword(sql: &str, keyword: &str) -> Option<usize> {
 mod tests {
     use super::*;
 
+    /// Each `(statement, cluster, expected)` rewrites to `expected`.
+    fn assert_rewrites(cases: &[(&str, &str, &str)]) {
+        for (statement, cluster, expected) in cases {
+            assert_eq!(
+                rewrite(statement, cluster).unwrap(),
+                *expected,
+                "{statement}"
+            );
+        }
+    }
+
     #[test]
     fn engines_become_replicated_with_macros() {
         let sql = "CREATE TABLE IF NOT EXISTS d.t\n(\n    x UInt8 DEFAULT 'ENGINE = MergeTree() here is text'\n)\nENGINE = ReplacingMergeTree(v)\nORDER BY x";
-        assert_eq!(
-            rewrite(sql, "ha").unwrap(),
-            "CREATE TABLE IF NOT EXISTS d.t ON CLUSTER ha\n(\n    x UInt8 DEFAULT 'ENGINE = MergeTree() here is text'\n)\nENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/d/t', '{replica}', v)\nORDER BY x"
-        );
-        assert_eq!(
-            rewrite("CREATE TABLE d.a (x UInt8) ENGINE = AggregatingMergeTree() ORDER BY x", "c")
-                .unwrap(),
-            "CREATE TABLE d.a ON CLUSTER c (x UInt8) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/d/a', '{replica}') ORDER BY x"
-        );
-        assert_eq!(
-            rewrite("CREATE TABLE d.a (x UInt8) ENGINE=MergeTree ORDER BY x", "c").unwrap(),
-            "CREATE TABLE d.a ON CLUSTER c (x UInt8) ENGINE=ReplicatedMergeTree('/clickhouse/tables/{shard}/d/a', '{replica}') ORDER BY x"
-        );
-        // Materialized view with an inner engine: the inner table is replicated too.
-        assert_eq!(
-            rewrite("CREATE MATERIALIZED VIEW IF NOT EXISTS d.m ENGINE = SummingMergeTree() ORDER BY k AS SELECT k, count() AS n FROM d.t GROUP BY k", "c").unwrap(),
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS d.m ON CLUSTER c ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/d/m', '{replica}') ORDER BY k AS SELECT k, count() AS n FROM d.t GROUP BY k"
-        );
+        let cases = [
+            (
+                sql,
+                "ha",
+                "CREATE TABLE IF NOT EXISTS d.t ON CLUSTER ha\n(\n    x UInt8 DEFAULT 'ENGINE = MergeTree() here is text'\n)\nENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/d/t', '{replica}', v)\nORDER BY x",
+            ),
+            (
+                "CREATE TABLE d.a (x UInt8) ENGINE = AggregatingMergeTree() ORDER BY x",
+                "c",
+                "CREATE TABLE d.a ON CLUSTER c (x UInt8) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/d/a', '{replica}') ORDER BY x",
+            ),
+            (
+                "CREATE TABLE d.a (x UInt8) ENGINE=MergeTree ORDER BY x",
+                "c",
+                "CREATE TABLE d.a ON CLUSTER c (x UInt8) ENGINE=ReplicatedMergeTree('/clickhouse/tables/{shard}/d/a', '{replica}') ORDER BY x",
+            ),
+            // Materialized view with an inner engine: the inner table is replicated too.
+            (
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS d.m ENGINE = SummingMergeTree() ORDER BY k AS SELECT k, count() AS n FROM d.t GROUP BY k",
+                "c",
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS d.m ON CLUSTER c ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/d/m', '{replica}') ORDER BY k AS SELECT k, count() AS n FROM d.t GROUP BY k",
+            ),
+        ];
+        assert_rewrites(&cases);
     }
 
     #[test]
@@ -274,30 +291,34 @@ mod tests {
 
     #[test]
     fn views_databases_and_drops_get_on_cluster_only() {
-        assert_eq!(
-            rewrite("-- why\nCREATE VIEW IF NOT EXISTS d.v AS SELECT 1", "c").unwrap(),
-            "CREATE VIEW IF NOT EXISTS d.v ON CLUSTER c AS SELECT 1"
-        );
-        assert_eq!(
-            rewrite(
+        let cases = [
+            (
+                "-- why\nCREATE VIEW IF NOT EXISTS d.v AS SELECT 1",
+                "c",
+                "CREATE VIEW IF NOT EXISTS d.v ON CLUSTER c AS SELECT 1",
+            ),
+            (
                 "CREATE MATERIALIZED VIEW IF NOT EXISTS d.m TO d.t AS SELECT x FROM d.s",
-                "c"
-            )
-            .unwrap(),
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS d.m ON CLUSTER c TO d.t AS SELECT x FROM d.s"
-        );
-        assert_eq!(
-            rewrite("CREATE DATABASE IF NOT EXISTS d", "c").unwrap(),
-            "CREATE DATABASE IF NOT EXISTS d ON CLUSTER c"
-        );
-        assert_eq!(
-            rewrite("DROP TABLE IF EXISTS d.v", "c").unwrap(),
-            "DROP TABLE IF EXISTS d.v ON CLUSTER c"
-        );
-        assert_eq!(
-            rewrite("CREATE TABLE d.m (x UInt8) ENGINE = Memory", "c").unwrap(),
-            "CREATE TABLE d.m ON CLUSTER c (x UInt8) ENGINE = Memory"
-        );
+                "c",
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS d.m ON CLUSTER c TO d.t AS SELECT x FROM d.s",
+            ),
+            (
+                "CREATE DATABASE IF NOT EXISTS d",
+                "c",
+                "CREATE DATABASE IF NOT EXISTS d ON CLUSTER c",
+            ),
+            (
+                "DROP TABLE IF EXISTS d.v",
+                "c",
+                "DROP TABLE IF EXISTS d.v ON CLUSTER c",
+            ),
+            (
+                "CREATE TABLE d.m (x UInt8) ENGINE = Memory",
+                "c",
+                "CREATE TABLE d.m ON CLUSTER c (x UInt8) ENGINE = Memory",
+            ),
+        ];
+        assert_rewrites(&cases);
     }
 
     #[test]

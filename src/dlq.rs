@@ -158,38 +158,25 @@ impl DeadLetters {
             for h in extra_headers {
                 add_raw_header(&mut headers, &h.key, h.value.as_deref());
             }
-            if let Some((size, digest)) = &original {
-                headers = headers
-                    .insert(Header {
-                        key: HEADER_ORIGINAL_SIZE,
-                        value: Some(size.as_str()),
-                    })
-                    .insert(Header {
-                        key: HEADER_ORIGINAL_SHA256,
-                        value: Some(digest.as_str()),
-                    });
-            }
-            let headers = headers
-                .insert(Header {
-                    key: HEADER_ERROR_KIND,
-                    value: Some(kind),
-                })
-                .insert(Header {
-                    key: HEADER_ERROR_MESSAGE,
-                    value: Some(message),
-                })
-                .insert(Header {
-                    key: HEADER_SOURCE_TOPIC,
-                    value: Some(pos.topic.as_str()),
-                })
-                .insert(Header {
-                    key: HEADER_SOURCE_PARTITION,
-                    value: Some(partition.as_str()),
-                })
-                .insert(Header {
-                    key: HEADER_SOURCE_OFFSET,
-                    value: Some(offset.as_str()),
+            let ours = [
+                (HEADER_ERROR_KIND, kind),
+                (HEADER_ERROR_MESSAGE, message),
+                (HEADER_SOURCE_TOPIC, pos.topic.as_str()),
+                (HEADER_SOURCE_PARTITION, partition.as_str()),
+                (HEADER_SOURCE_OFFSET, offset.as_str()),
+            ];
+            let truncated = original.iter().flat_map(|(size, digest)| {
+                [
+                    (HEADER_ORIGINAL_SIZE, size.as_str()),
+                    (HEADER_ORIGINAL_SHA256, digest.as_str()),
+                ]
+            });
+            for (key, value) in truncated.chain(ours) {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value),
                 });
+            }
             let mut fr: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(&self.topic).headers(headers);
             if let Some(key) = key {

@@ -16,6 +16,20 @@ const SERIES: [RGBColor; 4] = [
 
 type DrawResult<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// Every chart's last step: the legend box, then the SVG written out.
+fn finish<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+) -> DrawResult<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 fn max_or_one(values: impl Iterator<Item = u64>) -> u64 {
     values.max().unwrap_or(0).max(1)
 }
@@ -49,12 +63,7 @@ pub fn calls_per_month(series: &[(i32, [u64; 12])]) -> DrawResult<String> {
                 .label(year.to_string())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        root.present()?;
+        finish(&mut chart, &root)?;
     }
     Ok(svg)
 }
@@ -120,27 +129,16 @@ fn grouped_bars(
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        root.present()?;
+        finish(&mut chart, &root)?;
     }
     Ok(svg)
 }
 
 /// Deployments and cancels per year, stacked.
 pub fn deployments_vs_cancels(years: &[(i32, u64, u64)]) -> DrawResult<String> {
-    let labels: Vec<String> = years.iter().map(|y| y.0.to_string()).collect();
-    grouped_bars(
+    deployment_and_cancel_bars(
         "Inzetten en cancels per jaar",
-        &labels,
-        &[
-            ("inzet", DEPLOYMENT, years.iter().map(|y| y.1).collect()),
-            ("cancel", CANCEL, years.iter().map(|y| y.2).collect()),
-        ],
-        "oproepen",
+        years.iter().map(|y| (y.0.to_string(), y.1, y.2)).collect(),
         true,
     )
 }
@@ -159,16 +157,37 @@ pub fn cancel_reasons(reasons: &[(String, u64)]) -> DrawResult<String> {
 
 /// Deployments and cancels per station.
 pub fn stations(stations: &[(String, u64, u64)]) -> DrawResult<String> {
-    let labels: Vec<String> = stations.iter().map(|s| s.0.clone()).collect();
-    grouped_bars(
+    deployment_and_cancel_bars(
         "Inzetten en cancels per MMT-station",
+        stations.to_vec(),
+        false,
+    )
+}
+
+/// Two series per label, (label, deployments, cancels): stacked or side by side.
+fn deployment_and_cancel_bars(
+    title: &str,
+    rows: Vec<(String, u64, u64)>,
+    stacked: bool,
+) -> DrawResult<String> {
+    let (labels, deployments, cancels) = rows.into_iter().fold(
+        (Vec::new(), Vec::new(), Vec::new()),
+        |(mut l, mut d, mut c), (label, deployed, cancelled)| {
+            l.push(label);
+            d.push(deployed);
+            c.push(cancelled);
+            (l, d, c)
+        },
+    );
+    grouped_bars(
+        title,
         &labels,
         &[
-            ("inzet", DEPLOYMENT, stations.iter().map(|s| s.1).collect()),
-            ("cancel", CANCEL, stations.iter().map(|s| s.2).collect()),
+            ("inzet", DEPLOYMENT, deployments),
+            ("cancel", CANCEL, cancels),
         ],
         "oproepen",
-        false,
+        stacked,
     )
 }
 

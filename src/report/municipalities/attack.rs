@@ -293,11 +293,7 @@ pub(crate) fn publications_system(
         }
         let keys: Vec<CellKey<'_>> = cells
             .iter()
-            .map(|c| CellKey {
-                area: &c.area,
-                period: c.period,
-                urgency: c.urgency,
-            })
+            .map(|c| CellKey::new(&c.area, c.period, c.urgency))
             .collect();
         for r in relations(&keys) {
             system.add_relation(
@@ -328,6 +324,17 @@ pub struct CellKey<'a> {
     pub area: &'a Area,
     pub period: Period,
     pub urgency: UrgencyGroup,
+}
+
+impl<'a> CellKey<'a> {
+    /// The key of the cell at these coordinates.
+    pub fn new(area: &'a Area, period: Period, urgency: UrgencyGroup) -> CellKey<'a> {
+        CellKey {
+            area,
+            period,
+            urgency,
+        }
+    }
 }
 
 /// One linear relation of the table: `cells[total] = sum of cells[parts]`, for each of the three

@@ -147,6 +147,31 @@ pub struct Cell {
     pub meets_norm: Option<bool>,
 }
 
+impl Cell {
+    /// A cell with nothing published but its coordinates and the reason.
+    pub fn suppressed(
+        area: Area,
+        period: Period,
+        urgency: UrgencyGroup,
+        reason: SuppressionReason,
+    ) -> Cell {
+        Cell {
+            area,
+            period,
+            urgency,
+            n: None,
+            mean_seconds: None,
+            median_seconds: None,
+            p90_seconds: None,
+            p95_seconds: None,
+            share_within_15: None,
+            suppressed: Some(reason),
+            percentiles_withheld: false,
+            meets_norm: None,
+        }
+    }
+}
+
 /// Incidents left out of the statistics, by reason (counted, never silently dropped).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Exclusion {

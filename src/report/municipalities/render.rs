@@ -27,10 +27,8 @@ pub fn restrict(
     report
 }
 
-/// 15273 -> "15.273".
-pub fn count_nl(v: u64) -> String {
-    crate::report::factsheet::count(v)
-}
+/// A count in Dutch notation (15.273), as the factsheet prints it.
+pub(crate) use crate::report::factsheet::count as count_nl;
 
 /// Seconds as minutes:seconds, rounded to the second: 613.4 -> "10:13".
 pub fn time_nl(seconds: f64) -> String {
@@ -235,8 +233,6 @@ mod tests {
 
     #[test]
     fn dutch_notation() {
-        assert_eq!(count_nl(15_273), "15.273");
-        assert_eq!(count_nl(999), "999");
         assert_eq!(time_nl(613.4), "10:13");
         assert_eq!(time_nl(1011.0), "16:51");
         assert_eq!(pct_nl(0.9512), "95,1%");

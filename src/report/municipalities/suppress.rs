@@ -206,11 +206,7 @@ pub fn plan(
     };
     let keys: Vec<CellKey<'_>> = cells
         .iter()
-        .map(|c| CellKey {
-            area: &c.area,
-            period: c.period,
-            urgency: c.urgency,
-        })
+        .map(|c| CellKey::new(&c.area, c.period, c.urgency))
         .collect();
     let rels = relations(&keys);
     let mut rels_of: Vec<Vec<usize>> = vec![Vec::new(); cells.len()];
@@ -489,20 +485,7 @@ pub fn primary_only(
 
 /// A cell with nothing published but its coordinates and the reason.
 pub fn suppressed_cell(c: &CellStats, reason: SuppressionReason) -> Cell {
-    Cell {
-        area: c.area.clone(),
-        period: c.period,
-        urgency: c.urgency,
-        n: None,
-        mean_seconds: None,
-        median_seconds: None,
-        p90_seconds: None,
-        p95_seconds: None,
-        share_within_15: None,
-        suppressed: Some(reason),
-        percentiles_withheld: false,
-        meets_norm: None,
-    }
+    Cell::suppressed(c.area.clone(), c.period, c.urgency, reason)
 }
 
 /// A published cell: every statistic, percentiles only from `min_deployments_percentiles`, and
