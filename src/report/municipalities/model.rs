@@ -70,7 +70,6 @@ pub enum Area {
         region_code: String,
     },
     /// A safety region (VR01-VR25), the level at which the legal 15-minute norm is accounted.
-    /// A safety region (VR01-VR25), the level at which the legal 15-minute norm is accounted.
     Region {
         /// Region code, `VR01`-`VR25`.
         code: String,
