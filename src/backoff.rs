@@ -52,6 +52,7 @@ pub enum RetryOperation {
 }
 
 impl RetryOperation {
+    /// Every operation, each a value of the `operation` label of `dispatch_ingest_retries_total`.
     pub const ALL: [RetryOperation; 5] = [
         RetryOperation::Insert,
         RetryOperation::SchemaRegistry,
