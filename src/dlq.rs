@@ -14,7 +14,7 @@ use crate::event::SourcePosition;
 use crate::kafka::{add_raw_header, client_config, RawHeader, RawRecord};
 use crate::telemetry::{self, Health};
 
-/// Header: the error kind ([`crate::decode::DecodeError::kind`], e.g. `missing_field`).
+/// Header: the error kind, a stable short name such as `missing_field` (also the `kind` label of the dead-letter metric).
 pub const HEADER_ERROR_KIND: &str = "dlq.error.kind";
 /// Header: the error message, cut to [`MAX_ERROR_MESSAGE_BYTES`].
 pub const HEADER_ERROR_MESSAGE: &str = "dlq.error.message";
