@@ -170,7 +170,7 @@ pub struct KafkaConfig {
     pub auto_offset_reset: OffsetReset,
     /// Consumer group session timeout in milliseconds (`session.timeout.ms`); default 45 000, at least 1 000.
     pub session_timeout_ms: u32,
-    /// Longest time between polls before the broker drops the consumer, in milliseconds; default 300 000. `batch.max_wait_ms` must stay under a quarter of it.
+    /// Longest time between polls before the consumer leaves the group, in milliseconds (`max.poll.interval.ms`); default 300 000, at least `session_timeout_ms`; `batch.max_wait_ms` may be at most a quarter of it.
     pub max_poll_interval_ms: u32,
     /// How often offsets of inserted records are committed, in milliseconds (and always on shutdown); default 1 000, positive.
     pub commit_interval_ms: u32,
@@ -442,7 +442,7 @@ pub struct BatchConfig {
     pub max_rows: usize,
     /// Approximate bytes of a batch's rows at most; default 32 MiB, at least 1 024 and at most `memory.limit_mb` / 4.
     pub max_bytes: usize,
-    /// Milliseconds after a batch's first row at which it is inserted however full; default 500, below a quarter of `kafka.max_poll_interval_ms`.
+    /// Milliseconds after a batch's first row at which it is inserted however full; default 500, positive, at most a quarter of `kafka.max_poll_interval_ms`.
     pub max_wait_ms: u64,
     /// Records queued between stages; when full, consumption waits (backpressure). Default 10 000, positive.
     pub channel_capacity: usize,

@@ -86,7 +86,7 @@ pub enum DecodeError {
         /// Why it is unusable.
         message: String,
     },
-    /// The registry's writer schema cannot be resolved against the stream's bundled schema (kind `foreign_writer_schema`).
+    /// The registry's writer schema is outside the stream's contract ([`writer_schema_problem`]: too deep, recursive, an array or map, or not resolvable to the bundled schema) (kind `foreign_writer_schema`).
     #[error("writer schema id {id} is outside the contract of stream {stream}: {reason}")]
     ForeignWriterSchema {
         /// The stream whose topic the record came from.

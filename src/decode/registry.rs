@@ -21,15 +21,15 @@ pub enum RegistryError {
     /// The registry could not be reached or did not answer in time.
     #[error("schema registry {url} unreachable: {message}")]
     Unreachable {
-        /// The URL asked, with any password redacted.
+        /// The registry URL (base or request), with any password redacted.
         url: String,
         /// The HTTP client's error.
         message: String,
     },
-    /// The registry answered with an HTTP error status other than "schema not found".
+    /// The registry answered with an HTTP status other than 200 (and not a 404 with error code 40403).
     #[error("schema registry {url} answered {status}: {body}")]
     Status {
-        /// The URL asked, with any password redacted.
+        /// The registry URL (base or request), with any password redacted.
         url: String,
         /// HTTP status code.
         status: u16,
@@ -39,7 +39,7 @@ pub enum RegistryError {
     /// The answer was not the registry's JSON (a proxy, a login page, a wrong base path).
     #[error("schema registry {url} gave an answer that is not the registry's JSON ({message}); a proxy, a login page or a wrong base path?")]
     Unexpected {
-        /// The URL asked, with any password redacted.
+        /// The registry URL (base or request), with any password redacted.
         url: String,
         /// What was wrong with the answer.
         message: String,

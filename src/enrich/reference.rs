@@ -78,7 +78,7 @@ pub struct Successor {
     pub name: String,
     /// CBS code of the municipality it merged into.
     pub successor: String,
-    /// First day on which `successor` holds it.
+    /// Date of the merger: from this day on the code belongs to `successor`.
     pub effective: NaiveDate,
 }
 
