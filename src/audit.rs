@@ -26,24 +26,37 @@ use crate::kafka::client_config;
 use crate::sink::{Sink, SinkError};
 use crate::telemetry;
 
+/// Why an audit could not give a complete account.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
+    /// A Kafka client (metadata, watermarks, committed offsets, reads) failed.
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// Reading `ingest_offsets` from ClickHouse failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// Reading the dead-letter topic stopped before every partition's end.
     #[error("the scan of dead-letter topic {topic} was cut: {unfinished} partition(s) not read to the end after {idle_ms} ms without a record; the audit cannot tell what is dead-lettered")]
     DlqScanCut {
+        /// The dead-letter topic (`kafka.dlq_topic`).
         topic: String,
+        /// Partitions not read to their end.
         unfinished: usize,
+        /// How long no record arrived, in milliseconds ([`DLQ_SCAN_IDLE`]).
         idle_ms: u64,
     },
+    /// Reading back a partition's uncovered offsets stopped before the last one.
     #[error("the read of {topic}/{partition} was cut at offset {at}: no record and no partition end for {idle_ms} ms; the audit cannot tell whether offsets from {at} to {end} hold records")]
     GapScanCut {
+        /// The topic read.
         topic: String,
+        /// The partition read.
         partition: i32,
+        /// The offset the read stopped at.
         at: i64,
+        /// The end of the range that was to be read (exclusive).
         end: i64,
+        /// How long neither a record nor the partition's end arrived, in milliseconds ([`GAP_SCAN_IDLE`]).
         idle_ms: u64,
     },
 }
@@ -63,10 +76,13 @@ pub const GAP_SCAN_IDLE: Duration = Duration::from_secs(30);
 /// One partition's account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionAudit {
+    /// The stream topic.
     pub topic: String,
+    /// The partition.
     pub partition: i32,
     /// Kafka's low and high watermarks.
     pub low: i64,
+    /// High watermark: the offset the next record produced will get.
     pub high: i64,
     /// The group's committed offset (next to read); `low` when nothing is committed.
     pub committed: i64,
@@ -93,6 +109,7 @@ impl PartitionAudit {
         self.committed - self.low - self.no_record as i64
     }
 
+    /// Records at or above the committed offset (`high - committed`): lag, not loss.
     pub fn lag(&self) -> i64 {
         self.high - self.committed
     }

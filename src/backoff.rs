@@ -59,7 +59,7 @@ pub enum RetryOperation {
 }
 
 impl RetryOperation {
-    /// Every operation (each has its own metric label and log rate limit).
+    /// Every operation, each a value of the `operation` label of `dispatch_ingest_retries_total`.
     pub const ALL: [RetryOperation; 8] = [
         RetryOperation::Insert,
         RetryOperation::SchemaRegistry,

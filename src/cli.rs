@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::report::ReportFormat;
 
+/// The `dispatch-ingest` command line: a global `--config` and one subcommand.
 #[derive(Debug, Parser)]
 #[command(
     name = "dispatch-ingest",
@@ -18,10 +19,12 @@ pub struct Cli {
     #[arg(long, short, env = "DISPATCH_INGEST_CONFIG", global = true)]
     pub config: Option<PathBuf>,
 
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands of `dispatch-ingest`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Consume the stream topics and write to ClickHouse until SIGTERM/SIGINT.
@@ -32,11 +35,13 @@ pub enum Command {
     CheckConfig,
     /// Produce synthetic events to Kafka.
     Generate {
+        /// Which generator.
         #[command(subcommand)]
         what: GenerateCommand,
     },
     /// Reference tables for enrichment.
     Reference {
+        /// Which reference-table action.
         #[command(subcommand)]
         what: ReferenceCommand,
     },
@@ -50,11 +55,13 @@ pub enum Command {
     },
     /// Print a report from ClickHouse.
     Report {
+        /// Which report.
         #[command(subcommand)]
         what: ReportCommand,
     },
 }
 
+/// The generators of `dispatch-ingest generate`.
 #[derive(Debug, Subcommand)]
 pub enum GenerateCommand {
     /// Sample incidents (call, alerts, arrivals, cancels, transports) in each topic's format.
@@ -62,6 +69,7 @@ pub enum GenerateCommand {
         /// Number of incidents.
         #[arg(long, default_value_t = 100)]
         incidents: u32,
+        /// Seed of the random generator: the same seed gives the same events.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// First incident time (RFC 3339, UTC), default: one day ago.
@@ -73,6 +81,7 @@ pub enum GenerateCommand {
         /// Year(s) to generate (2023, 2024).
         #[arg(long = "year", required = true)]
         years: Vec<i32>,
+        /// Seed of the random generator: the same seed gives the same events.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Fraction of events sent twice.
@@ -84,6 +93,7 @@ pub enum GenerateCommand {
         /// Fraction of events sent after all others.
         #[arg(long, default_value_t = 0.0)]
         late: f64,
+        /// Where the events go.
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -92,13 +102,16 @@ pub enum GenerateCommand {
     /// consults, rapid responders, response times by region and rurality, volumes per
     /// municipality by inhabitants.
     National {
+        /// Year to generate (2023-2026).
         #[arg(long, default_value_t = 2024)]
         year: i32,
         /// Fraction of the national volume (1.0: about 1.48 million deployments).
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
+        /// Seed of the random generator: the same seed gives the same events.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Where the events go.
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -126,6 +139,7 @@ pub struct OutputArgs {
     pub rate: Option<u32>,
 }
 
+/// The actions of `dispatch-ingest reference`.
 #[derive(Debug, Subcommand)]
 pub enum ReferenceCommand {
     /// Validate the tables in enrich.reference_dir: unique codes, every municipality in one
@@ -134,14 +148,17 @@ pub enum ReferenceCommand {
     Check,
 }
 
+/// The reports of `dispatch-ingest report`.
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// What landed in ClickHouse per stream.
     Landed,
     /// The MMT factsheet indicators for a year (with the year before for comparison).
     Factsheet {
+        /// Year of the factsheet; the year before is shown beside it.
         #[arg(long)]
         year: i32,
+        /// md, html, csv or json.
         #[arg(long, value_enum, default_value = "md")]
         format: ReportFormat,
         /// Write to this file instead of standard output.
@@ -151,6 +168,7 @@ pub enum ReportCommand {
     /// A0/A1 response times per municipality, safety region and the country (year and quarters,
     /// suppressed for small counts); `--publish` writes it to the public database for BI tools.
     Municipalities {
+        /// Reporting year (by the time the 112 call was accepted, Europe/Amsterdam).
         #[arg(long)]
         year: i32,
         /// md, csv, json, or html (the page with the map and the regional bar charts).

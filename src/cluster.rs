@@ -23,10 +23,13 @@ pub fn replica_path(database: &str, table: &str) -> String {
     format!("/clickhouse/tables/{{shard}}/{database}/{table}")
 }
 
+/// A migration statement the cluster rewrite does not understand (it is never passed through unchanged).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cluster rewrite of statement {statement:?}: {message}")]
 pub struct RewriteError {
+    /// The statement's first 120 characters.
     pub statement: String,
+    /// What the rewrite could not handle.
     pub message: String,
 }
 

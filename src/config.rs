@@ -16,25 +16,43 @@ use crate::event::{Stream, WireFormat};
 /// Prefix of environment overrides: `DISPATCH_INGEST__KAFKA__BOOTSTRAP_SERVERS=...`.
 pub const ENV_PREFIX: &str = "DISPATCH_INGEST__";
 
+/// Why the configuration could not be loaded; every variant names the file or the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file could not be opened or read.
     #[error("cannot read config file {path}: {source}")]
     Read {
+        /// The config file that was asked for.
         path: PathBuf,
+        /// The I/O error from reading it.
         source: std::io::Error,
     },
+    /// The config file is not valid TOML.
     #[error("config file {path} is not valid TOML: {message}")]
-    Syntax { path: PathBuf, message: String },
-    #[error("config key `{key}` (from {origin}): {message}")]
-    Key {
-        key: String,
-        origin: String,
+    Syntax {
+        /// The config file that was parsed.
+        path: PathBuf,
+        /// The TOML parser's message, with line and column.
         message: String,
     },
+    /// A key is unknown, has the wrong type, or is otherwise unusable where it was given.
+    #[error("config key `{key}` (from {origin}): {message}")]
+    Key {
+        /// Dotted key, e.g. `kafka.group_id`.
+        key: String,
+        /// Where the key came from: the file's path or the environment variable's name.
+        origin: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A key has a value that fails validation.
     #[error("config key `{key}` has invalid value {value:?}: {reason}")]
     Invalid {
+        /// Dotted key, e.g. `batch.max_rows`.
         key: String,
+        /// The offending value, with secrets shown as `***` and URL passwords redacted.
         value: String,
+        /// The rule the value breaks.
         reason: String,
     },
 }
@@ -94,20 +112,33 @@ pub fn redact_url(text: &str) -> String {
     out
 }
 
+/// The whole configuration: one field per TOML section, every field defaulted when absent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// `[kafka]`: brokers, consumer group, commits, dead-letter topic, TLS and SASL.
     pub kafka: KafkaConfig,
+    /// `[topics.*]`: name and wire format of the topic of each of the five streams.
     pub topics: TopicsConfig,
+    /// `[schema_registry]`: the Confluent Schema Registry for `avro-confluent` topics.
     pub schema_registry: SchemaRegistryConfig,
+    /// `[decode]`: size and nesting limits on decoding one record.
     pub decode: DecodeConfig,
+    /// `[enrich]`: reference data and the response-time norms.
     pub enrich: EnrichConfig,
+    /// `[clickhouse]`: server(s), database, credentials, row validation and timeouts.
     pub clickhouse: ClickHouseConfig,
+    /// `[batch]`: when a batch of rows is inserted, and the channel capacity between stages.
     pub batch: BatchConfig,
+    /// `[memory]`: the memory limit every byte budget is derived from.
     pub memory: MemoryConfig,
+    /// `[retry]`: the one backoff policy for failed attempts.
     pub retry: RetryConfig,
+    /// `[telemetry]`: the `/metrics`, `/health` and `/ready` listener, log format, health checks.
     pub telemetry: TelemetryConfig,
+    /// `[shutdown]`: the deadline for a graceful stop.
     pub shutdown: ShutdownConfig,
+    /// `[report]`: the municipality response-time report and its suppression.
     pub report: ReportConfig,
     /// Warnings about the configuration itself (a renamed key in use), for the log once logging
     /// is set up. Not a setting: never read from or written to TOML.
@@ -115,33 +146,50 @@ pub struct Config {
     pub notices: Vec<String>,
 }
 
+/// Where a consumer group without committed offsets starts reading (`kafka.auto_offset_reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OffsetReset {
+    /// From the oldest record still on the topic (the default).
     Earliest,
+    /// From records produced after the group joins.
     Latest,
 }
 
+/// `[kafka]`: the consumer's connection, group and delivery settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
+    /// Comma-separated `host:port` list of brokers; default `127.0.0.1:9092`.
     pub bootstrap_servers: String,
+    /// Consumer group; instances with the same group share the partitions. Default `dispatch-ingest`, must not be empty.
     pub group_id: String,
+    /// librdkafka `client.id`, shown in broker logs and metrics; default `dispatch-ingest`.
     pub client_id: String,
+    /// Where a group without committed offsets starts; default `earliest`.
     pub auto_offset_reset: OffsetReset,
+    /// Consumer group session timeout in milliseconds (`session.timeout.ms`); default 45 000, at least 1 000.
     pub session_timeout_ms: u32,
+    /// Longest time between polls before the consumer leaves the group, in milliseconds (`max.poll.interval.ms`); default 300 000, at least `session_timeout_ms`; `batch.max_wait_ms` may be at most a quarter of it.
     pub max_poll_interval_ms: u32,
+    /// How often offsets of inserted records are committed, in milliseconds (and always on shutdown); default 1 000, positive.
     pub commit_interval_ms: u32,
+    /// Topic that undecodable or invalid records go to, with the reason in headers; default `dispatch.dlq`.
     pub dlq_topic: String,
+    /// `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl` (docs/security.md).
     pub security_protocol: String,
+    /// With `sasl_*`: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; empty by default.
     pub sasl_mechanism: String,
+    /// SASL user name; required with `sasl_*`.
     pub sasl_username: String,
+    /// SASL password (secret: prefer `DISPATCH_INGEST__KAFKA__SASL_PASSWORD`); required with `sasl_*`.
     pub sasl_password: String,
     /// PEM file with the CA certificate(s) the brokers' certificates are checked against
     /// (`ssl.ca.location`); empty: the system's roots. Only with `ssl` / `sasl_ssl`.
     pub ssl_ca_file: String,
     /// Client certificate and private key (PEM) for brokers that require mutual TLS.
     pub ssl_certificate_file: String,
+    /// Private key (PEM) belonging to `ssl_certificate_file`; both or neither.
     pub ssl_key_file: String,
     /// Password of an encrypted `ssl_key_file` (secret).
     pub ssl_key_password: String,
@@ -173,23 +221,32 @@ impl Default for KafkaConfig {
     }
 }
 
+/// One stream's topic (`[topics.call]`, `[topics.alert]`, ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopicConfig {
+    /// Kafka topic name, e.g. `dispatch.calls`.
     pub name: String,
+    /// Wire format of the topic's records: `avro` (default), `avro-confluent` or `json`.
     pub format: WireFormat,
     /// Writer schema (.avsc) for plain Avro; empty means the bundled schema.
     #[serde(default)]
     pub writer_schema: String,
 }
 
+/// `[topics]`: the topic of each of the five streams.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TopicsConfig {
+    /// `[topics.call]`: 112 calls accepted; default topic `dispatch.calls`.
     pub call: TopicConfig,
+    /// `[topics.alert]`: units alerted; default topic `dispatch.alerts`.
     pub alert: TopicConfig,
+    /// `[topics.cancel]`: alerts cancelled; default topic `dispatch.cancels`.
     pub cancel: TopicConfig,
+    /// `[topics.on_scene]`: units on scene; default topic `dispatch.on-scene`.
     pub on_scene: TopicConfig,
+    /// `[topics.transport]`: patients transported; default topic `dispatch.transports`.
     pub transport: TopicConfig,
 }
 
@@ -211,6 +268,7 @@ impl Default for TopicsConfig {
 }
 
 impl TopicsConfig {
+    /// The topic settings of `stream`.
     pub fn get(&self, stream: Stream) -> &TopicConfig {
         match stream {
             Stream::Call => &self.call,
@@ -221,6 +279,7 @@ impl TopicsConfig {
         }
     }
 
+    /// The topic settings of `stream`, to change (e.g. by an environment override).
     pub fn get_mut(&mut self, stream: Stream) -> &mut TopicConfig {
         match stream {
             Stream::Call => &mut self.call,
@@ -245,8 +304,11 @@ pub struct EnrichConfig {
     pub reference_dir: String,
     /// A patient of at most this age is a child.
     pub child_max_age_years: u8,
+    /// Response-time norm for A0 incidents in seconds (split from A1, same norm); default 900 (15 minutes).
     pub norm_a0_seconds: u16,
+    /// Response-time norm for A1 incidents in seconds; default 900 (15 minutes, Regeling ambulancezorgvoorzieningen art. 5(1)).
     pub norm_a1_seconds: u16,
+    /// Response-time norm for A2 incidents in seconds; default 1 800 (30 minutes, sector target).
     pub norm_a2_seconds: u16,
 }
 
@@ -268,8 +330,11 @@ impl Default for EnrichConfig {
 pub struct SchemaRegistryConfig {
     /// Base URL, e.g. `http://registry:8081`; required when a topic uses `avro-confluent`.
     pub url: String,
+    /// Basic-auth user name for the registry; empty: no authentication.
     pub username: String,
+    /// Basic-auth password for the registry (secret: prefer `DISPATCH_INGEST__SCHEMA_REGISTRY__PASSWORD`).
     pub password: String,
+    /// Timeout of one registry request in milliseconds; default 5 000, positive.
     pub timeout_ms: u64,
     /// Quick retries within one lookup; after them the pipeline waits and asks again.
     pub retries: u32,
@@ -321,23 +386,32 @@ impl Default for DecodeConfig {
 pub enum Validation {
     /// On for servers >= 24.1, off for older ones.
     Auto,
+    /// Always checked (fails against servers without RowBinaryWithNamesAndTypes).
     On,
+    /// Never checked.
     Off,
 }
 
+/// `[clickhouse]`: where rows are inserted and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
+    /// HTTP interface, `http://` or `https://`; default `http://127.0.0.1:8123`.
     pub url: String,
     /// Replicated cluster mode: the cluster name in the servers' `<remote_servers>`. Empty (the
     /// default) is single-server mode. See README "ClickHouse cluster".
     pub cluster: String,
     /// Replicas to insert to (any healthy one); when empty, `url` is the only one.
     pub urls: Vec<String>,
+    /// Database of the raw tables; default `dispatch`, an identifier.
     pub database: String,
+    /// User name; default `default` (on 24.x+ use the least-privilege `dispatch_ingest`).
     pub user: String,
+    /// Password (secret: prefer `DISPATCH_INGEST__CLICKHOUSE__PASSWORD`); empty by default.
     pub password: String,
+    /// Whether the client checks row types against the table; default `auto`.
     pub validation: Validation,
+    /// Bound on every insert (and the validation's `DESCRIBE`), in milliseconds; default 30 000, positive.
     pub request_timeout_ms: u64,
     /// PEM file with CA certificate(s) trusted for an `https://` URL, in addition to the
     /// system's roots; empty: the system's roots only.
@@ -360,12 +434,17 @@ impl Default for ClickHouseConfig {
     }
 }
 
+/// `[batch]`: a batch is inserted when it reaches `max_rows` or `max_bytes`, or `max_wait_ms` after its first row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchConfig {
+    /// Rows per batch at most; default 50 000, positive.
     pub max_rows: usize,
+    /// Approximate bytes of a batch's rows at most; default 32 MiB, at least 1 024 and at most `memory.limit_mb` / 4.
     pub max_bytes: usize,
+    /// Milliseconds after a batch's first row at which it is inserted however full; default 500, positive, at most a quarter of `kafka.max_poll_interval_ms`.
     pub max_wait_ms: u64,
+    /// Records queued between stages; when full, consumption waits (backpressure). Default 10 000, positive.
     pub channel_capacity: usize,
 }
 
@@ -414,10 +493,15 @@ impl Default for MemoryConfig {
 ///   the allocator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryBudget {
+    /// librdkafka `queued.max.messages.kbytes`, in KiB: L/8 (capped at 2 097 151).
     pub prefetch_kbytes: u64,
+    /// librdkafka `fetch.max.bytes`, bytes of one fetch response: L/16 (capped below 2 GiB).
     pub fetch_max_bytes: u64,
+    /// librdkafka `max.partition.fetch.bytes`: `decode.max_record_bytes` + [`FETCH_FRAMING_BYTES`].
     pub partition_fetch_bytes: u64,
+    /// Bytes of records in flight between the stages (read, not yet inserted or dead-lettered): L/2.
     pub in_flight_bytes: usize,
+    /// Bytes of records a batch's rows may hold before it is inserted: L/4.
     pub batch_held_bytes: usize,
 }
 
@@ -488,7 +572,9 @@ impl MemoryConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
+    /// First wait after a failed attempt, in milliseconds; default 200, positive.
     pub initial_ms: u64,
+    /// Longest wait, which the doubling stops at, in milliseconds; default 10 000, at least `initial_ms`.
     pub max_ms: u64,
     /// The random share of each wait, from 0 (none) to below 1.
     pub jitter: f64,
@@ -512,19 +598,25 @@ pub const RENAMED_KEYS: [(&str, &str); 2] = [
     ("clickhouse.retry_max_ms", "retry.max_ms"),
 ];
 
+/// Format of the log lines on standard error (`telemetry.log_format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// JSON when standard error is not a terminal, text when it is.
     Auto,
+    /// One JSON object per line.
     Json,
+    /// Human-readable text.
     Text,
 }
 
+/// `[telemetry]`: the metrics and health listener, logging and health checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
+    /// Address of the HTTP listener for `/metrics`, `/health` and `/ready`; default `0.0.0.0:9464`.
     pub listen: String,
+    /// Log line format; default `auto`. The level comes from `RUST_LOG` (default info).
     pub log_format: LogFormat,
     /// How often readiness is checked (ClickHouse ping, Kafka client statistics).
     pub health_interval_ms: u64,
@@ -546,9 +638,11 @@ impl Default for TelemetryConfig {
     }
 }
 
+/// `[shutdown]`: the graceful stop on SIGTERM/SIGINT.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShutdownConfig {
+    /// Milliseconds to stop consuming, flush, commit and exit; default 30 000, positive.
     pub deadline_ms: u64,
 }
 
@@ -607,6 +701,7 @@ impl ReportConfig {
             .collect()
     }
 
+    /// Checks of `[report]`: counting types (at least one, no MMT), response bounds, minimum deployments, suppression mode and a public database that is an identifier distinct from `raw_database` (`clickhouse.database`).
     pub fn validate(&self, raw_database: &str) -> Result<(), ConfigError> {
         let types = self.counting_types();
         if types.is_empty() {

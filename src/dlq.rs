@@ -14,19 +14,26 @@ use crate::event::SourcePosition;
 use crate::kafka::{add_raw_header, client_config, RawHeader, RawRecord};
 use crate::telemetry::{self, Health};
 
+/// Header: the error kind, a stable short name such as `missing_field` (also the `kind` label of the dead-letter metric).
 pub const HEADER_ERROR_KIND: &str = "dlq.error.kind";
+/// Header: the error message, cut to [`MAX_ERROR_MESSAGE_BYTES`].
 pub const HEADER_ERROR_MESSAGE: &str = "dlq.error.message";
+/// Header: the topic the record was read from.
 pub const HEADER_SOURCE_TOPIC: &str = "dlq.source.topic";
+/// Header: the partition the record was read from (decimal).
 pub const HEADER_SOURCE_PARTITION: &str = "dlq.source.partition";
+/// Header: the offset of the record (decimal).
 pub const HEADER_SOURCE_OFFSET: &str = "dlq.source.offset";
 /// Set when the copy's value was cut to fit the producer's `message.max.bytes`: the original
 /// value's size in bytes and its SHA-256 (hex).
 pub const HEADER_ORIGINAL_SIZE: &str = "dlq.original.size";
+/// Header: the SHA-256 (hex) of the original value, set with [`HEADER_ORIGINAL_SIZE`] when the copy was cut.
 pub const HEADER_ORIGINAL_SHA256: &str = "dlq.original.sha256";
 
 /// The error text in the headers is cut to this many bytes.
 pub const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
 
+/// The dead-letter producer: writes a copy of a bad record, with the reason and source position in headers, to `kafka.dlq_topic`.
 pub struct DeadLetters {
     producer: FutureProducer,
     topic: String,

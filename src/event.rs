@@ -49,15 +49,23 @@ macro_rules! symbol_enum {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumString, IntoStaticStr, VariantArray)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum Urgency {
+    /// Highest urgency: immediate danger to life (split off from A1 under VUI); norm 15 minutes.
     A0,
+    /// Emergency with (possible) danger to life; response-time norm 15 minutes.
     A1,
+    /// Emergency without immediate danger to life; sector target 30 minutes.
     A2,
+    /// Planned ambulance care, the more urgent of the two planned urgencies.
     B1,
+    /// Planned ambulance care, the less urgent of the two planned urgencies.
     B2,
+    /// No ambulance deployed, the more urgent of the two (the call is handled otherwise).
     C1,
+    /// No ambulance deployed, the less urgent of the two.
     C2,
     /// Pre-VUI (before the 2024 rollout) planned urgency, covering today's B1 and B2.
     B,
+    /// The schema's default for a symbol the bundled schema does not know (e.g. a newer urgency).
     Unknown,
 }
 
@@ -78,11 +86,17 @@ impl Urgency {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumString, IntoStaticStr, VariantArray)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum UnitType {
+    /// Advanced life support ambulance (A-ambulance), the regular emergency ambulance.
     AlsAmbulance,
+    /// Rapid responder (a single paramedic, no transport); counts for the response-time norm.
     RapidResponder,
+    /// Medium care ambulance, for planned transports that need less than full ALS care.
     MediumCareAmbulance,
+    /// Mobile medical team (physician + nurse) by helicopter.
     MmtHelicopter,
+    /// Mobile medical team (physician + nurse) by car.
     MmtCar,
+    /// Any other unit type, and the default for a symbol the bundled schema does not know.
     Other,
 }
 
@@ -98,8 +112,11 @@ impl UnitType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumString, IntoStaticStr, VariantArray)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum DispatchKind {
+    /// Dispatched by the dispatcher on the 112 call.
     Primary,
+    /// Requested by the ambulance crew on scene.
     Secondary,
+    /// The schema's default: kind not given or not known.
     Unknown,
 }
 
@@ -107,12 +124,19 @@ pub enum DispatchKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumString, IntoStaticStr, VariantArray)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum CancelReason {
+    /// The ambulance crew on scene judged the MMT not needed.
     AmbulanceAssessedNotNeeded,
+    /// The patient had died.
     PatientDeceased,
+    /// No patient found, or only minor injury.
     NoPatientOrMinorInjury,
+    /// The MMT was not available.
     MmtUnavailable,
+    /// Weather did not allow the flight.
     Weather,
+    /// The alert was a dispatch error.
     DispatchError,
+    /// Any other reason, and the default for a symbol the bundled schema does not know.
     Other,
 }
 
@@ -120,8 +144,11 @@ pub enum CancelReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumString, IntoStaticStr, VariantArray)]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum TransportMode {
+    /// By ambulance over the road.
     Ambulance,
+    /// By helicopter.
     Helicopter,
+    /// Any other mode, and the default for a symbol the bundled schema does not know.
     Other,
 }
 
@@ -131,14 +158,20 @@ symbol_enum!(Urgency, UnitType, DispatchKind, CancelReason, TransportMode);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stream {
+    /// `CallReceived`: a 112 call was accepted by the dispatch centre (starts the response-time clock).
     Call,
+    /// `UnitAlerted`: a unit was alerted for an incident.
     Alert,
+    /// `AlertCancelled`: an alert was cancelled before the unit gave care.
     Cancel,
+    /// `UnitOnScene`: a unit arrived on scene (the first ambulance stops the response-time clock).
     OnScene,
+    /// `PatientTransported`: a patient left the scene by ambulance or helicopter.
     Transport,
 }
 
 impl Stream {
+    /// Every stream, in the order of an incident's life.
     pub const ALL: [Stream; 5] = [
         Stream::Call,
         Stream::Alert,
@@ -158,6 +191,7 @@ impl Stream {
         }
     }
 
+    /// The stream whose [`Stream::name`] is `name` (e.g. `on_scene`).
     pub fn from_name(name: &str) -> Option<Stream> {
         Stream::ALL.into_iter().find(|s| s.name() == name)
     }
@@ -205,8 +239,11 @@ impl std::fmt::Display for Stream {
 /// Fields every event carries.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Envelope {
+    /// Unique id of this event; the deduplication key.
     pub event_id: Uuid,
+    /// Id of the incident (melding) the event belongs to; the Kafka message key.
     pub incident_id: String,
+    /// Dispatch centre (meldkamer ambulancezorg) that emitted the event.
     pub dispatch_centre: String,
     /// UTC milliseconds since the epoch.
     pub occurred_at_ms: i64,
@@ -216,37 +253,61 @@ pub struct Envelope {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Payload {
+    /// A 112 call accepted (`CallReceived`).
     Call {
+        /// Urgency given by the triagist.
         urgency: Urgency,
+        /// CBS municipality code of the incident location, `GM` plus four digits (e.g. `GM0363`).
         municipality_code: String,
+        /// Patient age in whole years, if known.
         patient_age_years: Option<i32>,
+        /// Triage/complaint code (NTS/ProQA), if known.
         triage_code: Option<String>,
     },
+    /// A unit alerted for the incident (`UnitAlerted`).
     Alert {
+        /// Call sign of the alerted unit.
         unit_id: String,
+        /// Kind of unit alerted.
         unit_type: UnitType,
+        /// MMT station (Amsterdam, Rotterdam, Volkel, Eelde, ...) for MMT units; `None` for others.
         mmt_station: Option<String>,
+        /// Primary (on the 112 call) or secondary (on the crew's request).
         dispatch_kind: DispatchKind,
+        /// Urgency of the alert, if it carries one.
         urgency: Option<Urgency>,
     },
+    /// An alert cancelled before the unit gave care (`AlertCancelled`).
     Cancel {
+        /// Call sign of the unit whose alert was cancelled.
         unit_id: String,
+        /// Why the alert was cancelled.
         cancel_reason: CancelReason,
     },
+    /// A unit arrived on scene (`UnitOnScene`).
     OnScene {
+        /// Call sign of the unit that arrived.
         unit_id: String,
     },
+    /// A patient transported from the scene (`PatientTransported`).
     Transport {
+        /// Call sign of the transporting unit.
         unit_id: String,
+        /// How the patient was transported.
         mode: TransportMode,
+        /// True when the MMT physician accompanies the patient during transport.
         mmt_physician_accompanies: bool,
+        /// Receiving hospital, if known.
         destination: Option<String>,
+        /// Patient age in whole years, if known.
         patient_age_years: Option<i32>,
+        /// Explicit trauma indication, if given.
         trauma: Option<bool>,
     },
 }
 
 impl Payload {
+    /// The stream this payload belongs to.
     pub fn stream(&self) -> Stream {
         match self {
             Payload::Call { .. } => Stream::Call,
@@ -261,13 +322,16 @@ impl Payload {
 /// A decoded, validated event.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DispatchEvent {
+    /// The fields every event carries (ids, dispatch centre, time).
     #[serde(flatten)]
     pub envelope: Envelope,
+    /// The stream-specific fields; its variant determines the stream.
     #[serde(flatten)]
     pub payload: Payload,
 }
 
 impl DispatchEvent {
+    /// The stream the event came from, by its payload.
     pub fn stream(&self) -> Stream {
         self.payload.stream()
     }
@@ -276,8 +340,11 @@ impl DispatchEvent {
 /// Where a record came from, carried with it through the pipeline.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SourcePosition {
+    /// Kafka topic the record was read from.
     pub topic: String,
+    /// Kafka partition within the topic.
     pub partition: i32,
+    /// Offset of the record within the partition.
     pub offset: i64,
 }
 

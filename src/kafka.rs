@@ -13,10 +13,15 @@ use crate::security;
 /// A record as read from Kafka, owned, with where it came from.
 #[derive(Debug, Clone)]
 pub struct RawRecord {
+    /// Topic, partition and offset of the record.
     pub position: SourcePosition,
+    /// The stream its topic carries.
     pub stream: Stream,
+    /// The record's key (the incident id, as producers write it), if any.
     pub key: Option<Vec<u8>>,
+    /// The record's value (the encoded event); `None` for a tombstone.
     pub payload: Option<Vec<u8>>,
+    /// The record's headers, in order.
     pub headers: Vec<RawHeader>,
     /// Assignment generation of the partition when the record was read (see `source::OffsetTracker`).
     pub generation: u64,
@@ -28,7 +33,9 @@ pub struct RawRecord {
 /// such as kcat or sarama may write keys that are not UTF-8) and the value may be null.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawHeader {
+    /// Header key, as bytes.
     pub key: Vec<u8>,
+    /// Header value; `None` when null.
     pub value: Option<Vec<u8>>,
 }
 
@@ -101,15 +108,20 @@ pub fn add_raw_header(headers: &mut OwnedHeaders, key: &[u8], value: Option<&[u8
 /// A record that is finished: inserted, or acknowledged by the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Done {
+    /// Topic of the finished record.
     pub topic: String,
+    /// Partition of the finished record.
     pub partition: i32,
+    /// Offset of the finished record.
     pub offset: i64,
+    /// Assignment generation the record was read in; completions of an older generation are ignored.
     pub generation: u64,
     /// The record's Kafka timestamp (for the Kafka -> inserted latency histogram).
     pub kafka_timestamp_ms: Option<i64>,
 }
 
 impl RawRecord {
+    /// The completion of this record, to report once it is inserted or dead-lettered.
     pub fn done(&self) -> Done {
         Done {
             topic: self.position.topic.clone(),

@@ -42,6 +42,8 @@
 //! Which module may import which is written down once, in the "Module graph" table of
 //! `docs/architecture.md`; `tests/architecture.rs` fails on any other import.
 
+#![warn(missing_docs)]
+
 pub mod audit;
 pub mod backoff;
 pub mod cli;

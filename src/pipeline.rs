@@ -42,25 +42,41 @@ use crate::sink::{
 use crate::source::KafkaSource;
 use crate::telemetry::{self, Health};
 
+/// Why the pipeline could not start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    /// A ClickHouse operation failed (connecting, the migration check).
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// The Kafka consumer or dead-letter producer could not be created or failed.
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// The TLS or SASL settings could not be applied.
     #[error(transparent)]
     Security(#[from] crate::security::SecurityError),
+    /// A writer schema (bundled or `topics.*.writer_schema`) does not parse.
     #[error("Avro schema: {0}")]
     Schema(#[from] apache_avro::Error),
+    /// The reference tables of `enrich.reference_dir` could not be loaded.
     #[error(transparent)]
     Reference(#[from] crate::enrich::reference::ReferenceError),
+    /// The database lacks migrations this version needs; `dispatch-ingest migrate` applies them.
     #[error("ClickHouse database `{database}` lacks migrations {pending:?}: run `dispatch-ingest migrate` first")]
     PendingMigrations {
+        /// The database checked (`clickhouse.database`).
         database: String,
+        /// Names of the migrations not yet applied, e.g. `0005_response_times`.
         pending: Vec<&'static str>,
     },
+    /// A stage (`source`, `process` or `sink`) panicked or ended before shutdown; stored offsets were committed.
     #[error("pipeline stage `{stage}` failed: {cause}; stored offsets were committed, unfinished records will be read again")]
-    StageFailed { stage: &'static str, cause: String },
+    StageFailed {
+        /// The stage that failed.
+        stage: &'static str,
+        /// Its panic message, or why it ended.
+        cause: String,
+    },
+    /// Shutdown did not finish within `shutdown.deadline_ms` (the value, in milliseconds); unfinished records will be read again.
     #[error("shutdown did not finish within shutdown.deadline_ms = {0}; unfinished records were not committed and will be read again")]
     Deadline(u64),
 }
@@ -68,19 +84,27 @@ pub enum PipelineError {
 /// Counts of one run; consumed = inserted + dead_lettered + (not finished at shutdown).
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// Records read from Kafka.
     pub consumed: AtomicU64,
+    /// Records whose ClickHouse insert was acknowledged.
     pub inserted: AtomicU64,
+    /// Records whose dead-letter write was acknowledged.
     pub dead_lettered: AtomicU64,
 }
 
+/// A snapshot of [`Counters`]: what one run consumed, inserted and dead-lettered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
+    /// Records read from Kafka.
     pub consumed: u64,
+    /// Records inserted into ClickHouse.
     pub inserted: u64,
+    /// Records written to the dead-letter topic.
     pub dead_lettered: u64,
 }
 
 impl Counters {
+    /// The counts now.
     pub fn summary(&self) -> Summary {
         Summary {
             consumed: self.consumed.load(Ordering::SeqCst),
@@ -112,8 +136,10 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The environment variable that selects a fault: `panic:source`, `panic:process`, `panic:sink`, `hang:process` or `hang:sink`.
     pub const ENV: &'static str = "DISPATCH_INGEST_TEST_FAULT";
 
+    /// The fault [`Fault::ENV`] selects; `None` when unset or unknown (logged).
     pub fn from_env() -> Option<Fault> {
         let v = std::env::var(Fault::ENV).ok()?;
         let fault = match v.as_str() {
@@ -750,6 +776,7 @@ async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), R
     }
 }
 
+/// The current time in UTC milliseconds since the Unix epoch (0 if the clock is before 1970).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

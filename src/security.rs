@@ -22,12 +22,25 @@ use crate::backoff::{Backoff, RetryClass, RetryOperation};
 use crate::config::{read_ca_file, ClickHouseConfig, KafkaConfig, RetryConfig};
 use crate::telemetry;
 
+/// Why TLS or SASL could not be set up, or a secured Kafka connection check failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
+    /// A TLS client configuration could not be built (e.g. an unreadable or invalid CA file).
     #[error("TLS setup for {what}: {message}")]
-    Tls { what: String, message: String },
+    Tls {
+        /// Whose certificates: the system's roots or the CA file.
+        what: String,
+        /// The error.
+        message: String,
+    },
+    /// A Kafka client could not be created, or its connection check failed (TLS or SASL).
     #[error("Kafka at {endpoint}: {message}")]
-    Kafka { endpoint: String, message: String },
+    Kafka {
+        /// The broker(s) tried, or the config key naming them.
+        endpoint: String,
+        /// What failed.
+        message: String,
+    },
 }
 
 /// librdkafka's TLS and SASL properties from `[kafka]` (protocol, mechanism, credentials, files).

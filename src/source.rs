@@ -45,6 +45,7 @@ pub struct OffsetTracker {
 }
 
 impl OffsetTracker {
+    /// A partition was assigned: start tracking it; returns its new generation.
     pub fn assign(&mut self, topic: &str, partition: i32) -> u64 {
         self.next_generation += 1;
         let generation = self.next_generation;
@@ -60,6 +61,7 @@ impl OffsetTracker {
         generation
     }
 
+    /// A partition was revoked: forget it (completions of its generation are ignored from now on).
     pub fn revoke(&mut self, topic: &str, partition: i32) {
         self.parts.remove(&(topic.to_string(), partition));
     }
@@ -245,6 +247,7 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
+    /// A consumer of the configured topics with a health state of its own.
     pub fn new(config: &Config) -> KafkaResult<KafkaSource> {
         KafkaSource::with_health(config, Health::default())
     }
@@ -377,6 +380,7 @@ impl KafkaSource {
         }
     }
 
+    /// Records read but not yet finished, over all partitions.
     pub fn in_flight(&self) -> usize {
         self.tracker.lock().expect("tracker lock").in_flight()
     }

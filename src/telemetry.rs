@@ -18,26 +18,47 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::backoff::{RetryClass, RetryOperation};
 use crate::config::LogFormat;
 
+/// Counter: records read from Kafka, label `topic`.
 pub const RECORDS_CONSUMED: &str = "dispatch_ingest_records_consumed_total";
+/// Counter: records whose ClickHouse insert was acknowledged, label `topic`.
 pub const RECORDS_INSERTED: &str = "dispatch_ingest_records_inserted_total";
+/// Counter: records whose dead-letter write was acknowledged, labels `topic` and `kind` (the error kind).
 pub const RECORDS_DEAD_LETTERED: &str = "dispatch_ingest_records_dead_lettered_total";
+/// Counter: ClickHouse insert batches acknowledged.
 pub const INSERT_BATCHES: &str = "dispatch_ingest_insert_batches_total";
+/// Counter: failed ClickHouse insert attempts (each retried), label `kind` (`retriable`, `schema`).
 pub const INSERT_ERRORS: &str = "dispatch_ingest_insert_errors_total";
+/// Histogram: seconds a successful ClickHouse insert took.
 pub const INSERT_DURATION: &str = "dispatch_ingest_insert_duration_seconds";
+/// Histogram: rows per acknowledged insert batch.
 pub const BATCH_ROWS: &str = "dispatch_ingest_batch_rows";
+/// Counter: successful Kafka offset commits.
 pub const OFFSET_COMMITS: &str = "dispatch_ingest_offset_commits_total";
+/// Counter: failed Kafka offset commits or stores.
 pub const OFFSET_COMMIT_ERRORS: &str = "dispatch_ingest_offset_commit_errors_total";
+/// Counter: consumer group rebalances, label `kind` (`assign`, `revoke`).
 pub const REBALANCES: &str = "dispatch_ingest_rebalances_total";
+/// Counter: errors reported by the Kafka consumer.
 pub const KAFKA_ERRORS: &str = "dispatch_ingest_kafka_errors_total";
+/// Counter: schema registry lookups that failed retriably (the record waits, it is not dead-lettered).
 pub const REGISTRY_ERRORS: &str = "dispatch_ingest_schema_registry_errors_total";
+/// Counter: events whose municipality code is unknown on the event date (kept with region `unknown`).
 pub const UNKNOWN_MUNICIPALITY: &str = "dispatch_ingest_unknown_municipality_total";
+/// Counter: alerts whose MMT station matches no station operating on the event date (kept as `unknown`).
 pub const UNKNOWN_MMT_STATION: &str = "dispatch_ingest_unknown_mmt_station_total";
+/// Gauge: 1 while the pipeline runs, else 0.
 pub const UP: &str = "dispatch_ingest_up";
+/// Counter: pipeline stages (source, process, sink) that panicked or ended before shutdown, label `stage`.
 pub const STAGE_FAILURES: &str = "dispatch_ingest_stage_failures_total";
+/// Histogram: seconds from an event's `occurred_at` to the acknowledgement of its insert (freshness).
 pub const EVENT_LATENCY: &str = "dispatch_ingest_event_latency_seconds";
+/// Histogram: seconds from the Kafka record timestamp to the acknowledgement of its insert.
 pub const KAFKA_LATENCY: &str = "dispatch_ingest_kafka_latency_seconds";
+/// Histogram: approximate uncompressed bytes per acknowledged insert batch.
 pub const BATCH_BYTES: &str = "dispatch_ingest_batch_bytes";
+/// Counter: retries after a failed attempt, labels `operation` and `class`.
 pub const RETRIES: &str = "dispatch_ingest_retries_total";
+/// Gauge: always 1; labels `version` and `commit` name the running binary.
 pub const BUILD_INFO: &str = "dispatch_ingest_build_info";
 
 /// Histogram buckets (Prometheus `_bucket` series, so quantiles aggregate across instances).
@@ -165,6 +186,7 @@ pub struct RateLimit<K> {
 }
 
 impl<K: Ord> RateLimit<K> {
+    /// A limiter that lets each key pass at most once per `interval`.
     pub fn new(interval: Duration) -> RateLimit<K> {
         RateLimit {
             interval,
@@ -202,7 +224,9 @@ fn retry_log_allowed(operation: RetryOperation, class: RetryClass) -> Option<u64
 
 /// What one retry is about, for its log line.
 pub struct RetryEvent<'a> {
+    /// What is retried (insert, schema registry lookup, dead-letter write, Kafka receive).
     pub operation: RetryOperation,
+    /// Whether the failure is transient or needs an operator; the log level follows from it.
     pub class: RetryClass,
     /// 1 for the first retry of this attempt sequence.
     pub attempt: u32,
@@ -210,6 +234,7 @@ pub struct RetryEvent<'a> {
     pub wait: Duration,
     /// What is retried: a source position, a batch size, a URL.
     pub subject: &'a str,
+    /// The error of the failed attempt.
     pub error: &'a dyn std::fmt::Display,
     /// The log message: what happens meanwhile.
     pub message: &'a str,
@@ -255,14 +280,17 @@ pub fn row_inserted(occurred_at_ms: i64, kafka_timestamp_ms: Option<i64>, now_ms
     }
 }
 
+/// Count one record read from `topic`.
 pub fn record_consumed(topic: &str) {
     counter!(RECORDS_CONSUMED, "topic" => topic.to_string()).increment(1);
 }
 
+/// Count `n` records of `topic` whose insert was acknowledged.
 pub fn records_inserted(topic: &str, n: u64) {
     counter!(RECORDS_INSERTED, "topic" => topic.to_string()).increment(n);
 }
 
+/// Count an acknowledged insert of `rows` rows and about `bytes` bytes that took `elapsed`.
 pub fn insert_batch_done(rows: usize, bytes: usize, elapsed: Duration) {
     counter!(INSERT_BATCHES).increment(1);
     histogram!(BATCH_ROWS).record(rows as f64);
@@ -347,20 +375,24 @@ pub fn record_dead_lettered(topic: &str, kind: &str, partition: i32, offset: i64
     }
 }
 
+/// Count a successful offset commit.
 pub fn offsets_committed() {
     counter!(OFFSET_COMMITS).increment(1);
 }
 
+/// Count and log a failed offset store or commit.
 pub fn offset_commit_failed(error: &dyn std::fmt::Display) {
     counter!(OFFSET_COMMIT_ERRORS).increment(1);
     tracing::warn!(error = %error, "storing or committing offsets failed");
 }
 
+/// Count and log a rebalance: `kind` is `assign` or `revoke`, `partitions` lists them.
 pub fn rebalance(kind: &'static str, partitions: &str) {
     counter!(REBALANCES, "kind" => kind).increment(1);
     tracing::info!(kind, partitions, "consumer group rebalance");
 }
 
+/// Count and log an error the Kafka consumer reported.
 pub fn kafka_error(error: &dyn std::fmt::Display) {
     counter!(KAFKA_ERRORS).increment(1);
     tracing::warn!(error = %error, "Kafka consumer error");
@@ -372,6 +404,7 @@ pub fn kafka_receive_error() {
     counter!(KAFKA_ERRORS).increment(1);
 }
 
+/// Count a schema registry lookup that failed retriably and log the retry (rate-limited): the record at `position` waits `retry_in` before attempt `attempt + 1`.
 pub fn registry_unavailable(
     position: &crate::event::SourcePosition,
     attempt: u32,
@@ -402,6 +435,7 @@ pub fn unknown_municipality(_code: &str, date: chrono::NaiveDate, first: bool) {
     }
 }
 
+/// Count an MMT station name that matches no station operating on `date` (logged at debug).
 pub fn unknown_mmt_station(raw: &str, date: chrono::NaiveDate) {
     counter!(UNKNOWN_MMT_STATION).increment(1);
     tracing::debug!(station = raw, %date, "unknown MMT station; kept as unknown");
@@ -417,6 +451,7 @@ pub fn stage_failed(stage: &str, cause: &str) {
     );
 }
 
+/// Set the [`UP`] gauge: 1 while the pipeline runs.
 pub fn set_up(up: bool) {
     gauge!(UP).set(if up { 1.0 } else { 0.0 });
 }
@@ -491,6 +526,7 @@ impl Default for HealthSettings {
 }
 
 impl HealthSettings {
+    /// Settings from `[telemetry]` (liveness timeout, lag window; checks expire after three `health_interval_ms`) and `[kafka]` (join grace: twice `session_timeout_ms` plus two check intervals).
     pub fn from_config(config: &crate::config::Config) -> HealthSettings {
         let t = &config.telemetry;
         let interval = Duration::from_millis(t.health_interval_ms);
@@ -565,21 +601,27 @@ pub struct Health {
     state: Arc<Mutex<HealthState>>,
 }
 
+/// Gauge: 1 while `/ready` answers 200.
 pub const READY: &str = "dispatch_ingest_ready";
+/// Gauge: 1 while `/health` answers 200 (every pipeline loop makes progress).
 pub const LIVE: &str = "dispatch_ingest_live";
+/// Gauge: partitions stopped because dead-lettering their next record is impossible.
 pub const DLQ_STALLED: &str = "dispatch_ingest_dlq_stalled";
+/// Gauge: records behind the partition's high watermark, labels `topic` and `partition`.
 pub const CONSUMER_LAG: &str = "dispatch_ingest_consumer_lag";
 
 /// The periodic checks readiness needs a recent result of.
 const REQUIRED_CHECKS: [&str; 3] = ["kafka", "assignment", "clickhouse"];
 
 impl Health {
+    /// A health state judged by `settings`; not ready until [`Health::set_ready`].
     pub fn new(settings: HealthSettings) -> Health {
         let h = Health::default();
         h.configure(settings);
         h
     }
 
+    /// Replace the settings (e.g. once the configuration is loaded).
     pub fn configure(&self, settings: HealthSettings) {
         self.lock().settings = settings;
     }
@@ -668,6 +710,7 @@ impl Health {
         gauge!(DLQ_STALLED).set(n as f64);
     }
 
+    /// How long a group join may take, with no partitions assigned, before `/ready` fails.
     pub fn join_grace(&self) -> Duration {
         self.lock().settings.join_grace
     }
@@ -823,8 +866,10 @@ pub async fn serve(
     Ok(bound)
 }
 
+/// Why the metrics endpoint could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
+    /// Configuring the histogram buckets or installing the Prometheus recorder failed (e.g. one is installed already).
     #[error("installing the Prometheus recorder: {0}")]
     Recorder(String),
 }

@@ -31,53 +31,95 @@ use registry::{RegistryClient, RegistryError};
 /// Why a record could not be decoded. `kind()` is stable (metrics labels, DLQ headers).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
+    /// The bytes are not a valid Avro datum of the writer schema (kind `malformed_avro`).
     #[error("malformed Avro data: {0}")]
     MalformedAvro(String),
+    /// The Avro record decoded but bytes were left over; the count (kind `malformed_avro`).
     #[error("{0} trailing bytes after the Avro record")]
     TrailingBytes(usize),
+    /// The bytes are not a JSON object (kind `malformed_json`).
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
+    /// A required field is absent; its name (kind `missing_field`).
     #[error("field `{0}` is missing")]
     MissingField(String),
+    /// A field has a value of the wrong type (kind `wrong_type`).
     #[error("field `{field}`: expected {expected}, found {found}")]
     WrongType {
+        /// Field name.
         field: String,
+        /// The type the schema asks for.
         expected: &'static str,
+        /// The type that was found.
         found: String,
     },
+    /// An enum symbol the schema does not list, in an enum without a default (kind `unknown_enum_symbol`).
     #[error("field `{field}`: unknown enum symbol {symbol:?} and the schema has no default")]
-    UnknownSymbol { field: String, symbol: String },
+    UnknownSymbol {
+        /// Field name.
+        field: String,
+        /// The symbol that was sent.
+        symbol: String,
+    },
+    /// A field's value breaks a domain rule, e.g. an age outside 0..=130 (kind `invalid_value`).
     #[error("field `{field}`: {message}")]
-    InvalidValue { field: String, message: String },
+    InvalidValue {
+        /// Field name.
+        field: String,
+        /// The rule the value breaks.
+        message: String,
+    },
+    /// A Confluent frame whose first byte is not 0; the byte found (kind `wrong_magic_byte`).
     #[error("Confluent framing: magic byte is {0:#04x}, expected 0x00")]
     WrongMagicByte(u8),
+    /// A Confluent frame shorter than its 5-byte header; its length (kind `truncated_frame`).
     #[error("Confluent framing: {0} bytes, shorter than the 5-byte header")]
     TooShort(usize),
+    /// The schema registry has no schema with this id (kind `unknown_schema_id`).
     #[error("schema id {0} is not known to the schema registry")]
     UnknownSchemaId(u32),
+    /// The registry's schema for this id is not an Avro schema or does not parse (kind `bad_writer_schema`).
     #[error("writer schema id {id} is unusable: {message}")]
-    BadWriterSchema { id: u32, message: String },
+    BadWriterSchema {
+        /// Schema registry id of the writer schema.
+        id: u32,
+        /// Why it is unusable.
+        message: String,
+    },
+    /// The registry's writer schema is outside the stream's contract ([`writer_schema_problem`]: too deep, recursive, an array or map, or not resolvable to the bundled schema) (kind `foreign_writer_schema`).
     #[error("writer schema id {id} is outside the contract of stream {stream}: {reason}")]
     ForeignWriterSchema {
+        /// The stream whose topic the record came from.
         stream: Stream,
+        /// Schema registry id of the writer schema.
         id: u32,
+        /// What makes the schema incompatible.
         reason: String,
     },
+    /// The record exceeds `decode.max_record_bytes` and was not decoded (kind `record_too_large`).
     #[error("record of {bytes} bytes is larger than decode.max_record_bytes ({limit})")]
-    RecordTooLarge { bytes: usize, limit: usize },
+    RecordTooLarge {
+        /// Size of the record's value in bytes.
+        bytes: usize,
+        /// `decode.max_record_bytes`.
+        limit: usize,
+    },
 }
 
 /// Why [`Codec::decode`] gave no event: the record is bad (dead-letter it), or the schema
 /// registry could not be asked (retry later; the record is fine as far as we know).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DecodeFailure {
+    /// The record is bad: dead-letter it.
     #[error(transparent)]
     Invalid(#[from] DecodeError),
+    /// The schema registry could not be asked: retry later; the record waits.
     #[error(transparent)]
     Registry(RegistryError),
 }
 
 impl DecodeError {
+    /// Stable short name of the error, used as a metrics label and in the DLQ headers (e.g. `missing_field`).
     pub fn kind(&self) -> &'static str {
         match self {
             DecodeError::MalformedAvro(_) | DecodeError::TrailingBytes(_) => "malformed_avro",
@@ -101,7 +143,9 @@ impl DecodeError {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{position}: {error}")]
 pub struct RecordError {
+    /// Topic, partition and offset of the record.
     pub position: SourcePosition,
+    /// What was wrong with it.
     pub error: DecodeError,
 }
 
@@ -334,7 +378,9 @@ impl std::fmt::Debug for Codec {
 /// Per-stream settings for [`Codec::new`].
 #[derive(Debug, Clone)]
 pub struct StreamFormat {
+    /// The stream the settings are for.
     pub stream: Stream,
+    /// Wire format of the stream's topic.
     pub format: WireFormat,
     /// Writer schema JSON for plain Avro; `None` means the bundled schema.
     pub writer_schema: Option<String>,
@@ -372,6 +418,7 @@ impl Codec {
         Codec::new(&formats)
     }
 
+    /// A codec for the given streams; fails when a writer schema does not parse.
     pub fn new(formats: &[StreamFormat]) -> Result<Codec, apache_avro::Error> {
         let mut streams = HashMap::new();
         for f in formats {
@@ -426,6 +473,7 @@ impl Codec {
             .unwrap_or_else(|| panic!("codec built without stream {stream}"))
     }
 
+    /// The wire format configured for `stream`.
     pub fn format(&self, stream: Stream) -> WireFormat {
         self.schemas(stream).format
     }

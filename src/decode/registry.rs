@@ -15,22 +15,49 @@ use crate::backoff::{Backoff, RetryClass, RetryOperation};
 use crate::config::{RetryConfig, SchemaRegistryConfig};
 use crate::telemetry;
 
+/// Why a schema registry lookup failed; [`RegistryError::is_retriable`] tells an outage from a bad id or schema.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
+    /// The registry could not be reached or did not answer in time.
     #[error("schema registry {url} unreachable: {message}")]
-    Unreachable { url: String, message: String },
+    Unreachable {
+        /// The registry URL (base or request), with any password redacted.
+        url: String,
+        /// The HTTP client's error.
+        message: String,
+    },
+    /// The registry answered with an HTTP status other than 200 (and not a 404 with error code 40403).
     #[error("schema registry {url} answered {status}: {body}")]
     Status {
+        /// The registry URL (base or request), with any password redacted.
         url: String,
+        /// HTTP status code.
         status: u16,
+        /// The answer's body (the registry's error message).
         body: String,
     },
+    /// The answer was not the registry's JSON (a proxy, a login page, a wrong base path).
     #[error("schema registry {url} gave an answer that is not the registry's JSON ({message}); a proxy, a login page or a wrong base path?")]
-    Unexpected { url: String, message: String },
+    Unexpected {
+        /// The registry URL (base or request), with any password redacted.
+        url: String,
+        /// What was wrong with the answer.
+        message: String,
+    },
+    /// The registry says it has no schema with this id (Confluent error code 40403).
     #[error("schema id {id} is not known to the schema registry (error code 40403)")]
-    NotFound { id: u32 },
+    NotFound {
+        /// The schema id from the record's Confluent header.
+        id: u32,
+    },
+    /// The registry serves a schema for this id that is not Avro or does not parse.
     #[error("schema id {id}: {message}")]
-    BadSchema { id: u32, message: String },
+    BadSchema {
+        /// The schema id from the record's Confluent header.
+        id: u32,
+        /// Why the schema is unusable.
+        message: String,
+    },
 }
 
 impl RegistryError {
@@ -69,11 +96,16 @@ struct RegisterResponse {
     id: u32,
 }
 
+/// Connection settings of the schema registry client, from `[schema_registry]` and `[retry]`.
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
+    /// Base URL, e.g. `http://registry:8081`.
     pub url: String,
+    /// Basic-auth user name; empty: no authentication.
     pub username: String,
+    /// Basic-auth password (secret).
     pub password: String,
+    /// Timeout of one HTTP request.
     pub timeout: Duration,
     /// Quick retries inside one lookup before reporting the registry unreachable.
     pub retries: u32,
@@ -99,6 +131,7 @@ impl RegistrySettings {
     }
 }
 
+/// A Confluent Schema Registry client that fetches writer schemas by id and caches them.
 pub struct RegistryClient {
     http: reqwest::Client,
     settings: RegistrySettings,
@@ -106,6 +139,7 @@ pub struct RegistryClient {
 }
 
 impl RegistryClient {
+    /// A client with these settings (TLS roots: the system's plus `ca_file`).
     pub fn new(settings: RegistrySettings) -> RegistryClient {
         // TLS: the system's roots plus schema_registry.ca_file (validated with the config). Should
         // the file have become unreadable since, no CA is trusted at all (fail closed): every

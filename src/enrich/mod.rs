@@ -39,8 +39,11 @@ pub const UNKNOWN: &str = "unknown";
 /// Response-time norms in seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Norms {
+    /// Norm for A0, in seconds (`enrich.norm_a0_seconds`, default 900).
     pub a0: u16,
+    /// Norm for A1, in seconds (`enrich.norm_a1_seconds`, default 900).
     pub a1: u16,
+    /// Norm for A2, in seconds (`enrich.norm_a2_seconds`, default 1800).
     pub a2: u16,
 }
 
@@ -54,12 +57,16 @@ pub fn normalize_urgency(urgency: Urgency) -> Option<Urgency> {
     }
 }
 
+/// What a VUI urgency implies: its rank, whether it is an emergency and its response norm.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct UrgencyInfo {
+    /// The VUI urgency (A0-C2).
     pub vui: Urgency,
     /// 1 (A0) to 7 (C2).
     pub rank: u8,
+    /// True for A0, A1 and A2.
     pub is_emergency: bool,
+    /// The response-time norm in seconds for A0-A2; `None` for the others.
     pub norm_seconds: Option<u16>,
 }
 
@@ -90,11 +97,14 @@ pub fn is_child(age: Option<i32>, max_age: u8) -> Option<bool> {
 /// Where a trauma indication came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TraumaSource {
+    /// The event's own trauma flag.
     Explicit,
+    /// Looked up from the triage code in `triage_trauma.csv`.
     TriageCode,
 }
 
 impl TraumaSource {
+    /// The value of the `trauma_source` column: `explicit` or `triage_code`.
     pub fn as_str(self) -> &'static str {
         match self {
             TraumaSource::Explicit => "explicit",
@@ -129,18 +139,27 @@ pub fn local_date(ms: i64) -> NaiveDate {
 /// Geography of a municipality on a date.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Geography {
+    /// Municipality name on the date, or `unknown`.
     pub municipality_name: String,
+    /// Safety region code (`VR01`-`VR25`), or `unknown`.
     pub region_code: String,
+    /// Safety region name, or `unknown`.
     pub region_name: String,
+    /// Province code, or `unknown`.
     pub province_code: String,
+    /// Province name, or `unknown`.
     pub province_name: String,
+    /// The municipality the code belongs to today, after any mergers.
     pub municipality_code_current: String,
 }
 
 /// Enrichment settings plus the reference tables.
 pub struct Enricher {
+    /// The reference tables (regions, municipalities by date, successors, MMT stations, triage codes).
     pub reference: Reference,
+    /// A patient of at most this age in years is a child (`enrich.child_max_age_years`, default 18).
     pub child_max_age: u8,
+    /// Response-time norms per urgency, in seconds.
     pub norms: Norms,
     unknown_logged: Mutex<HashSet<String>>,
 }
@@ -160,6 +179,7 @@ impl Enricher {
         ))
     }
 
+    /// An enricher from loaded reference tables and its settings.
     pub fn new(reference: Reference, child_max_age: u8, norms: Norms) -> Enricher {
         Enricher {
             reference,
@@ -218,7 +238,9 @@ impl Enricher {
 /// Processing metadata recorded with each row.
 #[derive(Debug, Clone)]
 pub struct Meta<'a> {
+    /// Topic, partition and offset the record was read from.
     pub position: &'a SourcePosition,
+    /// Wire format the record was decoded from.
     pub format: WireFormat,
     /// Confluent schema id of the writer schema, for `avro-confluent`.
     pub schema_id: Option<u32>,

@@ -7,69 +7,106 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
+/// Why the reference tables could not be loaded; names the file, and the line and field where one is at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ReferenceError {
+    /// A file could not be opened or is not valid CSV.
     #[error("reference file {path}: {message}")]
-    Read { path: PathBuf, message: String },
+    Read {
+        /// The CSV file.
+        path: PathBuf,
+        /// The I/O or CSV error.
+        message: String,
+    },
+    /// A field of a row is missing, empty or malformed.
     #[error("reference file {path}, line {line}, field `{field}`: {message}")]
     Field {
+        /// The CSV file.
         path: PathBuf,
+        /// Line number within the file (1 is the header).
         line: u64,
+        /// Column name, e.g. `valid_from`.
         field: String,
+        /// What is wrong with the value.
         message: String,
     },
 }
 
+/// A safety region (veiligheidsregio), a row of `regions.csv`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Region {
+    /// Region code, `VR01`-`VR25`.
     pub code: String,
+    /// Region name, e.g. `Groningen`.
     pub name: String,
+    /// Code of the province the region lies in, `PV20`-`PV31`.
     pub province_code: String,
+    /// Province name.
     pub province_name: String,
     /// Municipalities in the current layout, as the source states it (checked).
     pub municipalities: u32,
 }
 
+/// One municipality over one period of validity, a row of `municipalities.csv`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MunicipalityRow {
+    /// CBS municipality code, `GM` plus four digits.
     pub code: String,
+    /// Municipality name in that period.
     pub name: String,
+    /// The safety region (`VRxx`) the municipality belonged to in that period.
     pub region_code: String,
+    /// First day of validity (inclusive).
     pub valid_from: NaiveDate,
     /// Exclusive; `None` while valid.
     pub valid_to: Option<NaiveDate>,
 }
 
 impl MunicipalityRow {
+    /// True when `date` lies in `[valid_from, valid_to)`.
     pub fn valid_on(&self, date: NaiveDate) -> bool {
         self.valid_from <= date && self.valid_to.is_none_or(|to| date < to)
     }
 }
 
+/// A merged municipality and the one it became part of, a row of `successors.csv`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Successor {
+    /// CBS code of the municipality that ceased to exist.
     pub code: String,
+    /// Its name.
     pub name: String,
+    /// CBS code of the municipality it merged into.
     pub successor: String,
+    /// Date of the merger: from this day on the code belongs to `successor`.
     pub effective: NaiveDate,
 }
 
+/// An MMT station, a row of `mmt_stations.csv`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Station {
+    /// Normalised station name, e.g. `Amsterdam`; the `mmt_station_norm` column's value.
     pub name: String,
+    /// Other names and call signs producers use for it (e.g. `Lifeliner 1`), matched case-insensitively.
     pub aliases: Vec<String>,
+    /// First day the station operates (inclusive).
     pub start: NaiveDate,
+    /// Day it stopped operating (exclusive); `None` while it operates.
     pub end: Option<NaiveDate>,
 }
 
 /// All reference tables.
 #[derive(Debug, Clone, Default)]
 pub struct Reference {
+    /// Safety regions by code (`VRxx`).
     pub regions: HashMap<String, Region>,
     /// Rows per code, sorted by `valid_from`.
     pub municipalities: HashMap<String, Vec<MunicipalityRow>>,
+    /// Merged municipalities by their old code.
     pub successors: HashMap<String, Successor>,
+    /// The MMT stations, in file order.
     pub stations: Vec<Station>,
+    /// Whether a triage code (upper case) indicates trauma, from `triage_trauma.csv`.
     pub triage_trauma: HashMap<String, bool>,
 }
 

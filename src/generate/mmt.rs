@@ -20,6 +20,7 @@ use crate::event::{CancelReason, DispatchEvent, Envelope, Payload, TransportMode
 /// The factsheet's figures for one year.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MmtYear {
+    /// Calendar year.
     pub year: i32,
     /// MMT calls (oproepen).
     pub calls: u32,
@@ -63,6 +64,7 @@ pub const FACTSHEET: [MmtYear; 2] = [
     },
 ];
 
+/// The factsheet's figures for `year` (2023 or 2024); `None` for other years.
 pub fn factsheet_year(year: i32) -> Option<MmtYear> {
     FACTSHEET.iter().copied().find(|y| y.year == year)
 }
@@ -75,6 +77,7 @@ pub const MONTH_WEIGHTS: [f64; 12] = [
 /// A station, its share of calls (assumption), and the safety regions of its incidents.
 pub type StationSpec = (&'static str, f64, &'static [&'static str]);
 
+/// The four MMT stations with their share of calls and the safety regions they serve.
 pub const STATIONS: [StationSpec; 4] = [
     (
         "Amsterdam",

@@ -27,6 +27,7 @@ use crate::event::{
 };
 use crate::kafka::client_config;
 
+/// Dispatch centres (meldkamers ambulancezorg) the sample generator assigns incidents to at random.
 pub const DISPATCH_CENTRES: [&str; 5] = [
     "MKA Noord-Nederland",
     "MKA Oost-Nederland",
@@ -42,9 +43,12 @@ pub const MUNICIPALITIES: [&str; 8] = [
 
 const STATIONS: [&str; 4] = ["Amsterdam", "Rotterdam", "Volkel", "Eelde"];
 
+/// Settings of the sample generator (`generate sample`).
 #[derive(Debug, Clone)]
 pub struct SampleOptions {
+    /// Number of incidents to generate.
     pub incidents: u32,
+    /// Seed of the random generator: the same options give the same events.
     pub seed: u64,
     /// First incident time, UTC ms.
     pub start_ms: i64,
@@ -430,6 +434,7 @@ pub struct FileOutput {
 }
 
 impl FileOutput {
+    /// Open one file per stream topic under `dir` (created if missing), as `config`'s topic formats ask.
     pub fn create(config: &Config, dir: &std::path::Path) -> std::io::Result<FileOutput> {
         std::fs::create_dir_all(dir)?;
         let mut out = FileOutput {
@@ -453,6 +458,7 @@ impl FileOutput {
         Ok(out)
     }
 
+    /// Write `events` to their streams' files; returns how many.
     pub fn write(&mut self, events: &[DispatchEvent]) -> Result<u64, std::io::Error> {
         use std::io::Write;
         for e in events {
@@ -467,6 +473,7 @@ impl FileOutput {
         Ok(events.len() as u64)
     }
 
+    /// Flush every file (and finish the Avro containers).
     pub fn finish(self) -> std::io::Result<()> {
         use std::io::Write;
         for (_, mut w) in self.json {

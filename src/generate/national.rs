@@ -28,14 +28,21 @@ use crate::event::{
 /// National figures for 2024.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NationalYear {
+    /// Calendar year.
     pub year: i32,
+    /// Ambulance deployments (inzetten) of the year, mobile care consults included.
     pub deployments: u64,
+    /// Deployments that were a mobile care consult (no transport).
     pub mobile_care_consults: u64,
+    /// A0 deployments.
     pub a0: u64,
+    /// A1 deployments (A0 not included).
     pub a1: u64,
+    /// Deployments of a rapid responder.
     pub rapid_responder: u64,
 }
 
+/// 2024 as the Kamerbrief acute zorg (September 2025) states it: 1,484,107 deployments, 417,204 consults, 725,739 A0+A1 of which 22,124 A0, 64,720 rapid-responder deployments.
 pub const NATIONAL_2024: NationalYear = NationalYear {
     year: 2024,
     deployments: 1_484_107,
@@ -51,8 +58,11 @@ pub const OTHER_SPLIT: [(Urgency, f64); 3] =
 
 /// Mean response seconds (call accepted -> first ambulance on scene).
 pub const MEAN_A0: f64 = 515.0; // 8:35
+/// Mean A1 response in seconds (10:13).
 pub const MEAN_A1: f64 = 613.0; // 10:13
+/// 95th percentile of the A1 response in seconds (16:51).
 pub const P95_A1: f64 = 1011.0; // 16:51
+/// Mean A2 response in seconds (20 minutes; an assumption).
 pub const MEAN_A2: f64 = 1200.0; // assumption
 
 /// The figures of a year 2023-2026: 2024 as the Kamerbrief states; the other years scaled by an
@@ -92,23 +102,33 @@ pub fn inhabitants() -> Vec<(String, u64)> {
 
 /// Rurality by size: municipalities under 25,000 inhabitants are slower, over 150,000 faster.
 pub const SMALL_MUNICIPALITY: u64 = 25_000;
+/// Municipalities over this many inhabitants respond faster.
 pub const LARGE_MUNICIPALITY: u64 = 150_000;
+/// Response-time factor of a municipality under [`SMALL_MUNICIPALITY`] inhabitants (x1.1).
 pub const SMALL_FACTOR: f64 = 1.1;
+/// Response-time factor of a municipality over [`LARGE_MUNICIPALITY`] inhabitants (x0.92).
 pub const LARGE_FACTOR: f64 = 0.92;
 
 /// Shares of A0/A1 incidents with a particular course (assumptions).
 pub const SECOND_AMBULANCE: f64 = 0.05;
+/// Share of A0/A1 incidents for which an MMT helicopter is alerted too (3%).
 pub const MMT_ALERTED: f64 = 0.03;
+/// Share of A0/A1 mobile care consults that end without any arrival (2%).
 pub const NO_ARRIVAL: f64 = 0.02;
+/// Share of A0/A1 incidents whose arrival precedes the call, a clock error (0.1%).
 pub const ARRIVAL_BEFORE_CALL: f64 = 0.001;
+/// Share of A0/A1 incidents whose arrival is 3-4 hours late, a status error (0.05%).
 pub const HOURS_LATE: f64 = 0.0005;
 
 /// Safety regions that are mostly rural (slower) and mostly urban (faster); others are neutral.
 pub const RURAL: [&str; 8] = [
     "VR01", "VR02", "VR03", "VR05", "VR06", "VR19", "VR23", "VR24",
 ];
+/// Mostly urban safety regions (faster).
 pub const URBAN: [&str; 5] = ["VR13", "VR15", "VR17", "VR09", "VR12"];
+/// Response-time factor of a rural safety region (x1.15).
 pub const RURAL_FACTOR: f64 = 1.15;
+/// Response-time factor of an urban safety region (x0.9).
 pub const URBAN_FACTOR: f64 = 0.9;
 
 /// The log-normal sigma that gives A1 its mean and 95th percentile.
@@ -171,6 +191,7 @@ struct Place {
 
 /// Per-day generation plan, so a year can be produced in chunks.
 pub struct Plan {
+    /// The year's figures the plan apportions over its days.
     pub spec: NationalYear,
     seed: u64,
     days: Vec<NaiveDate>,
@@ -182,6 +203,7 @@ pub struct Plan {
     sigma: f64,
 }
 
+/// The urgencies deployments are generated with, in apportioning order.
 pub const URGENCIES: [Urgency; 5] = [
     Urgency::A0,
     Urgency::A1,
@@ -191,6 +213,7 @@ pub const URGENCIES: [Urgency; 5] = [
 ];
 
 impl Plan {
+    /// A plan for `spec`'s year: incidents placed in today's municipalities by inhabitants, days weighted by season and weekday, reproducible from `seed`.
     pub fn new(spec: NationalYear, seed: u64, reference: &Reference) -> Plan {
         let first = NaiveDate::from_ymd_opt(spec.year, 1, 1).expect("date");
         let days: Vec<NaiveDate> = first
@@ -291,6 +314,7 @@ impl Plan {
         }
     }
 
+    /// Days in the year (365 or 366).
     pub fn days(&self) -> usize {
         self.days.len()
     }

@@ -14,15 +14,24 @@ use super::{FileOutput, Pacer};
 
 /// Kafka or files, for the generators.
 pub enum Output {
+    /// Produce to the configured Kafka topics.
     Kafka {
+        /// The generator's producer (idempotent, acks from all replicas).
         producer: FutureProducer,
+        /// Encodes each event in its topic's wire format.
         codec: Codec,
+        /// Schema registry id per stream, for `avro-confluent` topics (registered by [`super::register_schemas`]).
         ids: HashMap<Stream, u32>,
+        /// The configuration the output was opened with (topics, formats).
         config: Box<Config>,
+        /// Fraction (0-1) of extra truncated records sent to the call topic at [`Output::finish`] (`--malformed`).
         malformed: f64,
+        /// Messages produced so far.
         sent: u64,
+        /// Paces production to `--rate` messages a second; `None`: as fast as the producer goes.
         pacer: Option<Pacer>,
     },
+    /// Write files into the directory instead (`--out-dir`): the writers and the directory.
     Files(FileOutput, PathBuf),
 }
 

@@ -63,6 +63,7 @@ impl Budget {
         }
     }
 
+    /// Size of the budget in bytes (at least 1, at most `u32::MAX`).
     pub fn total(&self) -> usize {
         self.total as usize
     }

@@ -16,37 +16,64 @@ use super::charts;
 /// One year's indicators (the `mmt_factsheet_year` view), in the column order of its query.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clickhouse::Row)]
 pub struct YearFigures {
+    /// Calendar year, by the local (Europe/Amsterdam) time the MMT unit was first alerted.
     pub year: i32,
+    /// MMT calls: MMT units (helicopter or car) alerted for an incident.
     pub calls: u64,
+    /// Calls divided by the days of the year (365 or 366).
     pub calls_per_day: f64,
+    /// Deployments: MMT calls not cancelled (the team gave care).
     pub deployments: u64,
+    /// Deployments divided by the days of the year.
     pub deployments_per_day: f64,
+    /// MMT calls with an AlertCancelled for the unit.
     pub cancels: u64,
+    /// Deployments as a percentage of calls, one decimal.
     pub deployment_pct: f64,
+    /// Calls of an MMT helicopter.
     pub helicopter_calls: u64,
+    /// Calls of an MMT car.
     pub car_calls: u64,
+    /// Helicopter calls as a percentage of calls, one decimal.
     pub helicopter_pct: f64,
+    /// Car calls as a percentage of calls, one decimal.
     pub car_pct: f64,
+    /// Primary calls: alerted by the dispatcher on the 112 call.
     pub primary_calls: u64,
+    /// Secondary calls: requested by the ambulance crew.
     pub secondary_calls: u64,
+    /// Primary calls as a percentage of calls, one decimal.
     pub primary_pct: f64,
+    /// Deployments whose incident indicates trauma (explicit flag or triage code).
     pub trauma_deployments: u64,
+    /// Trauma deployments as a percentage of deployments, one decimal.
     pub trauma_pct: f64,
+    /// Deployments whose patient is 18 or younger (unknown age counts as not a child).
     pub child_deployments: u64,
+    /// Child deployments as a percentage of deployments, one decimal.
     pub child_pct: f64,
+    /// Deployments whose patient was flown by helicopter under the MMT physician.
     pub helicopter_transports: u64,
+    /// Helicopter transports as a percentage of deployments, one decimal.
     pub helicopter_transport_pct: f64,
+    /// Deployments where the MMT physician went along in the ambulance.
     pub ambulance_accompanied_deployments: u64,
+    /// Ambulance-accompanied deployments as a percentage of deployments, one decimal.
     pub ambulance_accompanied_pct: f64,
 }
 
 /// Calls per month (the `mmt_factsheet_month` view), in the column order of its query.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clickhouse::Row)]
 pub struct MonthFigures {
+    /// Calendar year (Europe/Amsterdam, by first alert).
     pub year: i32,
+    /// Month of the year, 1-12.
     pub month: u32,
+    /// MMT calls in the month.
     pub calls: u64,
+    /// Deployments (calls not cancelled) in the month.
     pub deployments: u64,
+    /// Cancelled calls in the month.
     pub cancels: u64,
 }
 
@@ -71,21 +98,29 @@ struct ReasonRow {
 /// One station's deployments and cancels by safety region of the incident.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StationFigures {
+    /// Normalised MMT station name, e.g. `Amsterdam`.
     pub station: String,
+    /// Safety region (`VRxx`) of the incident location on the call date.
     pub region_code: String,
+    /// Deployments of the station in that region.
     pub deployments: u64,
+    /// Cancelled calls of the station in that region.
     pub cancels: u64,
 }
 
 /// Cancels for one reason.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReasonFigures {
+    /// Cancel reason symbol, e.g. `WEATHER`.
     pub cancel_reason: String,
+    /// Cancelled MMT calls with that reason.
     pub cancels: u64,
 }
 
+/// The MMT factsheet for one year, with the year before beside it: what `report factsheet` renders.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Factsheet {
+    /// The year the factsheet is for.
     pub year: i32,
     /// Every year present, ascending.
     pub years: Vec<YearFigures>,
@@ -97,18 +132,25 @@ pub struct Factsheet {
     pub cancel_reasons: Vec<ReasonFigures>,
 }
 
+/// Why a report could not be produced.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// Connecting to ClickHouse or a sink operation failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// A report query failed on ClickHouse.
     #[error("report query {query} on ClickHouse: {source}")]
     Query {
+        /// Name of the query: the stem of its file in `schemas/clickhouse/queries/`.
         query: &'static str,
+        /// The ClickHouse client's error.
         #[source]
         source: clickhouse::error::Error,
     },
+    /// The views hold no MMT calls in the year asked for.
     #[error("no MMT calls in {0}: nothing to report (did the pipeline ingest that year?)")]
     NoData(i32),
+    /// An SVG chart could not be drawn.
     #[error("drawing a chart: {0}")]
     Chart(String),
 }

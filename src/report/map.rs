@@ -20,23 +20,39 @@ pub const OBJECT: &str = "gemeenten";
 /// The credit every map drawn from the boundaries carries.
 pub const CREDIT: &str = "Bron: CBS, PDOK";
 
+/// Why the municipal boundaries could not be read or a map or chart could not be drawn.
 #[derive(Debug, thiserror::Error)]
 pub enum MapError {
+    /// The TopoJSON file could not be read.
     #[error("{path}: cannot read the municipal boundaries: {source}")]
     Read {
+        /// The file (`gemeenten_2025.topojson` in `enrich.reference_dir`).
         path: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not a TopoJSON topology.
     #[error("{path}: not a TopoJSON topology: {detail}")]
-    Parse { path: String, detail: String },
-    #[error("{path}: object {OBJECT:?}, geometry {index} (id {id}): {detail}")]
-    Feature {
+    Parse {
+        /// The file.
         path: String,
-        index: usize,
-        id: String,
+        /// What the parser found.
         detail: String,
     },
+    /// One municipality's geometry is unusable.
+    #[error("{path}: object {OBJECT:?}, geometry {index} (id {id}): {detail}")]
+    Feature {
+        /// The file.
+        path: String,
+        /// Index of the geometry within the object.
+        index: usize,
+        /// The geometry's id as written (its municipality code), or `none`.
+        id: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A bar chart could not be drawn.
     #[error("chart: {0}")]
     Chart(String),
 }
@@ -46,7 +62,9 @@ pub enum MapError {
 pub struct Shape {
     /// GMxxxx.
     pub code: String,
+    /// Municipality name.
     pub name: String,
+    /// The municipality's polygons (several for islands and exclaves).
     pub polygons: Vec<Polygon>,
 }
 
@@ -58,6 +76,7 @@ pub type Polygon = Vec<Vec<(f64, f64)>>;
 pub struct Topology {
     /// Where they were read from (for messages).
     pub source: String,
+    /// One outline per municipality, in file order.
     pub shapes: Vec<Shape>,
 }
 
@@ -213,7 +232,9 @@ pub enum Fill {
 /// A municipality's fill and its hover text (the `<title>`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MapEntry {
+    /// How the municipality is filled.
     pub fill: Fill,
+    /// The hover text: the name and the figure or why there is none.
     pub title: String,
 }
 
@@ -379,7 +400,9 @@ pub fn choropleth(
 /// One bar of a ranked bar chart: a value in seconds, or the reason there is none.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bar {
+    /// Label of the bar, e.g. the area's name.
     pub label: String,
+    /// The value in seconds; `None` when withheld.
     pub seconds: Option<f64>,
     /// Shown instead of a bar when `seconds` is `None`.
     pub note: String,

@@ -13,9 +13,13 @@ use queries::Query;
 /// How a report is written out (`--format` of the report commands).
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ReportFormat {
+    /// Markdown (the factsheet's charts as SVG data URIs).
     Md,
+    /// A self-contained HTML page, charts and map as inline SVG.
     Html,
+    /// CSV.
     Csv,
+    /// JSON.
     Json,
 }
 

@@ -15,7 +15,9 @@ use clickhouse::Client;
 /// A report query: its name (the file's stem) and its SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Query {
+    /// Name of the query: the stem of its file in `schemas/clickhouse/queries/`.
     pub name: &'static str,
+    /// The query's SQL, with `{db}` for the database.
     pub sql: &'static str,
 }
 

@@ -15,8 +15,11 @@ use crate::telemetry;
 /// One migration: a versioned SQL file under `schemas/clickhouse/migrations/`.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
+    /// Version number, the file's numeric prefix (1 for `0001_...`); applied in ascending order.
     pub version: u32,
+    /// File stem, e.g. `0001_dispatch_events`.
     pub name: &'static str,
+    /// The file's SQL, statements separated by `-- statement-break` lines, `{db}` for the database.
     pub sql: &'static str,
 }
 

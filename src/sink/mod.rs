@@ -55,49 +55,81 @@ pub fn statements(sql: &str, db: &str) -> Vec<String> {
     out
 }
 
+/// Why a ClickHouse operation failed; [`SinkError::is_retriable`] tells which are worth repeating.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// A request to ClickHouse failed (connection, HTTP, or a server exception).
     #[error("ClickHouse at {url}: {source}")]
     ClickHouse {
+        /// The server's URL, with any password redacted.
         url: String,
+        /// The ClickHouse client's error.
         #[source]
         source: clickhouse::error::Error,
     },
+    /// A statement of a migration failed; the migration can be rerun and continues where it stopped.
     #[error(
         "migration {name}, statement {index} of {total} ({statement}) failed: {source}; {progress}"
     )]
     Migration {
+        /// Migration name, e.g. `0003_mmt_rollups`.
         name: String,
+        /// 1-based number of the failed statement within the migration.
         index: usize,
+        /// Statements in the migration.
         total: usize,
         /// The statement's first line.
         statement: String,
         /// What of this migration is applied, and where a rerun continues.
         progress: String,
+        /// The ClickHouse client's error.
         #[source]
         source: clickhouse::error::Error,
     },
+    /// Another migrator held the migration lock for longer than the wait.
     #[error("the migration lock of database {database} ({database}.{MIGRATION_LOCK_TABLE}) is held by {holder} and was not released within {waited_secs} s; if no migrator is running any more (one was killed), drop that table and migrate again")]
     MigrationLock {
+        /// Database whose lock is held.
         database: String,
+        /// Who holds it: host name and process id.
         holder: String,
+        /// How long this migrator waited, in seconds.
         waited_secs: u64,
     },
+    /// An applied migration's file was changed afterwards: its checksum no longer matches.
     #[error("migration {name} (version {version}) was applied with checksum {applied} but the file now has {current}: migrations must not be edited once applied; add a new one")]
     EditedMigration {
+        /// Migration name.
         name: String,
+        /// Migration version (its number).
         version: u32,
+        /// Checksum recorded when the migration was applied.
         applied: String,
+        /// Checksum of the migration as bundled now.
         current: String,
     },
+    /// The server's `version()` did not parse as `major.minor.patch`; the text it sent.
     #[error("cannot parse ClickHouse version {0:?}")]
     Version(String),
+    /// A migration statement could not be rewritten for cluster mode.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::RewriteError),
+    /// The events table on the server no longer has the columns the pipeline writes (schema drift).
     #[error("ClickHouse table {table} changed on the server (schema drift): {message}")]
-    Drift { table: String, message: String },
+    Drift {
+        /// The table, as `database.table`.
+        table: String,
+        /// What differs, e.g. a missing column.
+        message: String,
+    },
+    /// The HTTP client for an `https://` URL could not be built (CA file, TLS setup).
     #[error("ClickHouse at {url}: {message}")]
-    Tls { url: String, message: String },
+    Tls {
+        /// The server's URL.
+        url: String,
+        /// The TLS setup error.
+        message: String,
+    },
 }
 
 impl SinkError {
@@ -163,6 +195,7 @@ fn newer_version_code(code: u32) -> Option<InsertFailure> {
     }
 }
 
+/// How a failed insert is handled: by the error's kind and its ClickHouse error code.
 pub fn classify(e: &clickhouse::error::Error) -> InsertFailure {
     use clickhouse::error::Error as E;
     match e {
@@ -262,6 +295,7 @@ pub fn is_retriable(e: &clickhouse::error::Error) -> bool {
 pub struct ServerVersion(pub u32, pub u32, pub u32);
 
 impl ServerVersion {
+    /// Parse a version such as `24.3.1.2672`: major and minor required, patch 0 when absent, further parts ignored.
     pub fn parse(s: &str) -> Option<ServerVersion> {
         let mut it = s.trim().split('.').map(|p| p.parse::<u32>().ok());
         Some(ServerVersion(
@@ -385,10 +419,12 @@ impl Sink {
         self.cluster.as_deref()
     }
 
+    /// The server's version, detected when connecting.
     pub fn version(&self) -> ServerVersion {
         self.version
     }
 
+    /// The database of the raw tables (`clickhouse.database`).
     pub fn database(&self) -> &str {
         &self.database
     }
@@ -539,6 +575,7 @@ pub fn dedup_token(rows: &[EventRow]) -> String {
     format!("dispatch-ingest-{}-{}", rows.len(), checksum(&text))
 }
 
+/// The current time in UTC seconds since the Unix epoch (0 if the clock is before 1970).
 pub fn now_secs() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -32,7 +32,9 @@ use super::model::{Area, Cell, Period, SuppressionParams, SuppressionReason, Urg
 
 /// Quantity indices of a cell: count, count within 15 minutes, sum of seconds.
 pub const N: usize = 0;
+/// Index of the count within 15 minutes, `w` (share x n).
 pub const W: usize = 1;
+/// Index of the sum of the response times in seconds, `s` (mean x n).
 pub const S: usize = 2;
 const QUANTITY_NAMES: [&str; 3] = ["n", "within_15", "sum_seconds"];
 /// Programs with random objectives per component before the per-cell ones ([`Mode::Check`]).
@@ -56,6 +58,7 @@ pub struct AttackParams {
     pub min_deployments: u64,
     /// Plausible response time bounds per deployment, known to the attacker (seconds).
     pub min_seconds: f64,
+    /// Largest plausible response time of one deployment, in seconds (upper bound of `s / n`).
     pub max_seconds: f64,
     /// A suppressed cell's sum of seconds must stay open over at least
     /// `(k - 1) * sum_width_per_deployment` seconds.
@@ -121,7 +124,9 @@ pub enum Mode {
 /// An interval of values consistent with everything published.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Interval {
+    /// Smallest value consistent with the publication.
     pub lo: f64,
+    /// Largest value consistent with the publication.
     pub hi: f64,
 }
 
@@ -130,6 +135,7 @@ pub struct Interval {
 pub struct Finding {
     /// Publication index (0 for [`attack`]) and cell index within it.
     pub publication: usize,
+    /// Index of the cell within its publication.
     pub cell: usize,
     /// `GM0088 2025-Q1 A0`.
     pub label: String,
@@ -139,13 +145,16 @@ pub struct Finding {
     pub exposed: Vec<&'static str>,
 }
 
+/// The outcome of an attack: one finding per suppressed cell, and the size of the work.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttackReport {
     /// One finding per suppressed cell.
     pub findings: Vec<Finding>,
     /// Independent components and linear programs solved.
     pub components: usize,
+    /// Suppressed cells in the largest independent component.
     pub largest_component: usize,
+    /// Linear programs solved.
     pub programs: usize,
 }
 
@@ -159,23 +168,44 @@ impl AttackReport {
     }
 }
 
+/// Why an attack could not be completed.
 #[derive(Debug, thiserror::Error)]
 pub enum AttackError {
+    /// No values satisfy the published cells and the table's relations.
     #[error(
         "published cells are inconsistent (no values satisfy the table's relations) around {cells}"
     )]
-    Inconsistent { cells: String },
+    Inconsistent {
+        /// The cells involved (the first few of the component).
+        cells: String,
+    },
+    /// The attack passed [`AttackParams::deadline`].
     #[error("the attack ran out of its time budget")]
     OutOfTime,
+    /// The attacker still narrows a suppressed cell although every cell related to it is suppressed.
     #[error("suppression cannot protect {cells}: every cell related to it is suppressed already")]
-    Unprotectable { cells: String },
+    Unprotectable {
+        /// The cell or cells that cannot be protected.
+        cells: String,
+    },
+    /// The linear program solver failed.
     #[error("linear program failed around {cells}: {message}")]
-    Solver { cells: String, message: String },
+    Solver {
+        /// The cells involved (the first few of the component).
+        cells: String,
+        /// The solver's error.
+        message: String,
+    },
+    /// A published cell cannot be read as the attacker's input (e.g. published without a mean).
     #[error("publication {publication} cell {cell} ({label}): {message}")]
     BadCell {
+        /// Index of the publication.
         publication: usize,
+        /// Index of the cell within the publication.
         cell: usize,
+        /// The cell's label, e.g. `GM0088 2025-Q1 A0`.
         label: String,
+        /// What is wrong with the cell.
         message: String,
     },
 }
@@ -193,6 +223,7 @@ pub fn attack(
 /// year: they only add deployments, at most `max_added` per cell.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LateEvents {
+    /// Deployments late events may add to one cell between two publications, at most.
     pub max_added: f64,
 }
 
@@ -321,8 +352,11 @@ pub fn cell_label(area: &Area, period: Period, urgency: UrgencyGroup) -> String 
 /// The coordinates of a cell, for building the table's relations.
 #[derive(Debug, Clone, Copy)]
 pub struct CellKey<'a> {
+    /// Area of the cell.
     pub area: &'a Area,
+    /// Year or quarter of the cell.
     pub period: Period,
+    /// Urgency group of the cell.
     pub urgency: UrgencyGroup,
 }
 
@@ -341,7 +375,9 @@ impl<'a> CellKey<'a> {
 /// additive quantities.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relation {
+    /// Index of the total cell.
     pub total: usize,
+    /// Indices of the cells that sum to it.
     pub parts: Vec<usize>,
 }
 

@@ -32,9 +32,13 @@ use crate::sink::{Sink, SinkError};
 /// One A0/A1 incident of the year as ClickHouse has it.
 #[derive(Debug, Clone, PartialEq, clickhouse::Row, Deserialize)]
 pub struct IncidentRow {
+    /// Id of the incident (melding).
     pub incident_id: String,
+    /// When the dispatch centre accepted the 112 call (`CallReceived.occurred_at`), UTC ms since the Unix epoch.
     pub call_at_ms: i64,
+    /// VUI urgency of the call: `A0` or `A1`.
     pub urgency: String,
+    /// The incident's municipality in today's layout (`GMxxxx`, successors of merged municipalities followed).
     pub municipality_code_current: String,
     /// First UnitOnScene of a counting unit (UTC ms); 0 when none arrived.
     pub first_arrival_ms: i64,
@@ -43,12 +47,16 @@ pub struct IncidentRow {
 /// What counts as a response time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Definition {
+    /// Unit types whose first arrival on scene ends the response time (`report.counting_unit_types`; never MMT).
     pub counting_unit_types: Vec<String>,
+    /// Response times below this many seconds are implausible and excluded (`report.min_response_seconds`, default 0).
     pub min_seconds: u32,
+    /// Response times above this many seconds are implausible and excluded (`report.max_response_seconds`, default 7200).
     pub max_seconds: u32,
 }
 
 impl Definition {
+    /// The definition `[report]` sets.
     pub fn from_config(c: &ReportConfig) -> Definition {
         Definition {
             counting_unit_types: c.counting_types(),
@@ -58,9 +66,13 @@ impl Definition {
     }
 }
 
+/// Exclusion reason: no counting unit arrived (cancelled, or only an MMT unit arrived).
 pub const NO_COUNTING_ARRIVAL: &str = "no_counting_arrival";
+/// Exclusion reason: the first counting arrival precedes the call (a clock error).
 pub const ARRIVAL_BEFORE_CALL: &str = "arrival_before_call";
+/// Exclusion reason: the response time is outside `[min_seconds, max_seconds]`.
 pub const IMPLAUSIBLE_TIME: &str = "implausible_time";
+/// Exclusion reason: the location is not one of today's municipalities.
 pub const UNKNOWN_MUNICIPALITY: &str = "unknown_municipality";
 
 /// The response time in seconds, or why the incident is excluded.
@@ -127,11 +139,14 @@ pub fn stats(times: &mut [u64]) -> Stats {
 /// Today's municipalities (rows still valid) with their region, and the regions, sorted by code.
 #[derive(Debug, Clone)]
 pub struct Layout {
+    /// Today's municipalities, each with its safety region, sorted by code.
     pub municipalities: Vec<Area>,
+    /// The safety regions (`VR01`-`VR25`), sorted by code.
     pub regions: Vec<Area>,
 }
 
 impl Layout {
+    /// The layout of the reference tables: the municipality rows without an end date and every region.
     pub fn current(reference: &Reference) -> Layout {
         let mut municipalities: Vec<Area> = reference
             .municipalities

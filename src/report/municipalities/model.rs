@@ -7,7 +7,9 @@ use serde::Serialize;
 /// The urgency breakdown of a cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum UrgencyGroup {
+    /// Urgency A0 only (highest urgency, split off from A1).
     A0,
+    /// Urgency A1 only.
     A1,
     /// A0 and A1 together (the sum of the two, cell by cell).
     #[serde(rename = "A0+A1")]
@@ -15,8 +17,10 @@ pub enum UrgencyGroup {
 }
 
 impl UrgencyGroup {
+    /// The three groups in report order: A0, A1, A0+A1.
     pub const ALL: [UrgencyGroup; 3] = [UrgencyGroup::A0, UrgencyGroup::A1, UrgencyGroup::A0A1];
 
+    /// The published label: `A0`, `A1` or `A0+A1`.
     pub fn label(self) -> &'static str {
         match self {
             UrgencyGroup::A0 => "A0",
@@ -30,12 +34,14 @@ impl UrgencyGroup {
 /// the call was accepted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Period {
+    /// A calendar year.
     Year(i32),
     /// Year and quarter 1-4.
     Quarter(i32, u8),
 }
 
 impl Period {
+    /// The calendar year the period lies in.
     pub fn year(self) -> i32 {
         match self {
             Period::Year(y) | Period::Quarter(y, _) => y,
@@ -56,12 +62,20 @@ impl Period {
 pub enum Area {
     /// A municipality in today's layout (`municipality_code_current`), with its safety region.
     Municipality {
+        /// CBS municipality code `GMxxxx`, today's layout.
         code: String,
+        /// Municipality name.
         name: String,
+        /// Safety region (`VRxx`) the municipality belongs to.
         region_code: String,
     },
     /// A safety region (VR01-VR25), the level at which the legal 15-minute norm is accounted.
-    Region { code: String, name: String },
+    Region {
+        /// Region code, `VR01`-`VR25`.
+        code: String,
+        /// Region name.
+        name: String,
+    },
     /// The Netherlands.
     National,
 }
@@ -75,6 +89,7 @@ impl Area {
         }
     }
 
+    /// The area's name; `Nederland` for the whole country.
     pub fn name(&self) -> &str {
         match self {
             Area::Municipality { name, .. } | Area::Region { name, .. } => name,
@@ -116,9 +131,13 @@ pub struct Stats {
     pub n: u64,
     /// Sum of the response times in seconds (mean = sum / n).
     pub sum_seconds: u64,
+    /// Mean response time in seconds.
     pub mean_seconds: f64,
+    /// Exact median in seconds (mean of the middle pair for an even count).
     pub median_seconds: f64,
+    /// Exact 90th percentile in seconds (nearest rank).
     pub p90_seconds: f64,
+    /// Exact 95th percentile in seconds (nearest rank).
     pub p95_seconds: f64,
     /// Deployments on scene within 15 minutes (900 s, inclusive).
     pub within_15: u64,
@@ -130,15 +149,25 @@ pub struct Stats {
 /// are `None`; when only `percentiles_withheld` is set, the median and percentiles are `None`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cell {
+    /// Where the cell's incidents happened.
     pub area: Area,
+    /// Year or quarter of the cell.
     pub period: Period,
+    /// A0, A1 or A0+A1.
     pub urgency: UrgencyGroup,
+    /// Number of deployments; `None` when suppressed.
     pub n: Option<u64>,
+    /// Mean response time in seconds; `None` when suppressed.
     pub mean_seconds: Option<f64>,
+    /// Exact median in seconds; `None` when suppressed or percentiles are withheld.
     pub median_seconds: Option<f64>,
+    /// Exact 90th percentile in seconds; `None` when suppressed or percentiles are withheld.
     pub p90_seconds: Option<f64>,
+    /// Exact 95th percentile in seconds; `None` when suppressed or percentiles are withheld.
     pub p95_seconds: Option<f64>,
+    /// Share of deployments on scene within 15 minutes (900 s inclusive), 0-1; `None` when suppressed.
     pub share_within_15: Option<f64>,
+    /// Why the cell is suppressed; `None` when it is published.
     pub suppressed: Option<SuppressionReason>,
     /// The cell is published but has fewer deployments than the percentile minimum (default 20).
     pub percentiles_withheld: bool,
@@ -177,7 +206,9 @@ impl Cell {
 pub struct Exclusion {
     /// For example `no_counting_arrival`, `arrival_before_call`, `implausible_time`.
     pub reason: String,
+    /// The urgency group the incidents belong to.
     pub urgency: UrgencyGroup,
+    /// Number of incidents left out for this reason, nationally.
     pub incidents: u64,
 }
 
@@ -203,13 +234,17 @@ impl Default for SuppressionParams {
 /// The whole report for one year (all its quarters), optionally restricted to one region.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MunicipalityReport {
+    /// The reporting year.
     pub year: i32,
     /// `Some(VRxx)` when the report was restricted to one safety region.
     pub region: Option<String>,
+    /// The minimum deployments the cells were suppressed with.
     pub params: SuppressionParams,
     /// Norm: seconds within which 95% of A1 deployments must be on scene per region (900).
     pub norm_seconds: u32,
+    /// Every cell: every area x period x urgency, zero cells included.
     pub cells: Vec<Cell>,
+    /// Incidents left out of the statistics, by reason and urgency.
     pub exclusions: Vec<Exclusion>,
 }
 

@@ -11,53 +11,90 @@ use serde::{Deserialize, Serialize};
 use super::model::{Area, Cell, Exclusion, MunicipalityReport, Period, SuppressionReason};
 use crate::sink::{statements, Sink, SinkError};
 
+/// DDL of the public database's tables (`schemas/clickhouse/public/0001_municipality_report.sql`), with `{db}` for `report.public_database`.
 pub const PUBLIC_SQL: &str =
     include_str!("../../../schemas/clickhouse/public/0001_municipality_report.sql");
+/// Table of the published cells, one row per area x period x urgency.
 pub const CELLS_TABLE: &str = "municipality_response_times";
+/// Table of the incidents left out of the statistics, per year, reason and urgency.
 pub const EXCLUSIONS_TABLE: &str = "municipality_response_exclusions";
+/// Table with one row per publication of a year: its settings and cell counts.
 pub const PUBLICATIONS_TABLE: &str = "municipality_report_publications";
 
 /// One row of `municipality_response_times`.
 #[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
 pub struct CellRow {
+    /// Reporting year, by the local (Europe/Amsterdam) time the 112 call was accepted.
     pub year: u16,
+    /// 0 for the whole year, 1-4 for a quarter.
     pub quarter: u8,
+    /// Label of the period: `2025` for the year, `2025-Q1` .. `2025-Q4` for a quarter.
     pub period: String,
+    /// `national`, `region` (safety region, the level of the legal norm) or `municipality` (today's layout).
     pub area_level: String,
+    /// `NL`, `VR01`-`VR25` or the CBS municipality code `GMxxxx`.
     pub area_code: String,
+    /// Name of the area.
     pub area_name: String,
+    /// Safety region of the municipality, the region itself, or empty for NL.
     pub region_code: String,
+    /// `A0`, `A1` or `A0+A1` (the two together).
     pub urgency: String,
+    /// Deployments counted (incidents with a counting arrival); `None` when suppressed.
     pub deployments: Option<u64>,
+    /// Mean response time in seconds (call accepted to first counting unit on scene); `None` when suppressed.
     pub mean_seconds: Option<f64>,
+    /// Exact median in seconds (mean of the middle pair for even counts); `None` when suppressed or withheld.
     pub median_seconds: Option<f64>,
+    /// Exact 90th percentile in seconds (nearest rank); `None` when suppressed or withheld.
     pub p90_seconds: Option<f64>,
+    /// Exact 95th percentile in seconds (nearest rank); `None` when suppressed or withheld.
     pub p95_seconds: Option<f64>,
+    /// Share of deployments on scene within 15 minutes (900 s inclusive), 0-1; `None` when suppressed.
     pub share_within_15: Option<f64>,
+    /// 1 when nothing of the cell is published.
     pub suppressed: u8,
+    /// Code of the suppression reason ([`reason_code`]); `None` when published.
     pub suppression_reason: Option<String>,
+    /// The suppression reason in Dutch, as the reports print it.
     pub suppression_reason_nl: Option<String>,
+    /// 1 when the cell is published but has too few deployments for median and percentiles.
     pub percentiles_withheld: u8,
+    /// Regions, A1: 1 when at least 95% were on scene within 15 minutes, else 0; `None` elsewhere.
     pub meets_norm: Option<u8>,
 }
 
+/// One row of `municipality_response_exclusions`: incidents left out of the statistics.
 #[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
 pub struct ExclusionRow {
+    /// Reporting year.
     pub year: u16,
+    /// `no_counting_arrival`, `arrival_before_call`, `implausible_time` or `unknown_municipality`.
     pub reason: String,
+    /// `A0`, `A1` or `A0+A1`.
     pub urgency: String,
+    /// Incidents of the year left out for this reason, nationally.
     pub incidents: u64,
 }
 
+/// One row of `municipality_report_publications`: the settings a year was published with.
 #[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
 pub struct PublicationRow {
+    /// Reporting year.
     pub year: u16,
+    /// When the year was last published, UTC seconds since the Unix epoch.
     pub published_at: u32,
+    /// Suppression: the minimum deployments for a cell to be published (`report.min_deployments`).
     pub min_deployments: u64,
+    /// Minimum deployments for median and percentiles (`report.min_deployments_percentiles`).
     pub min_deployments_percentiles: u64,
+    /// The response-time norm in seconds (900: 95% of A1 within 15 minutes per region).
     pub norm_seconds: u32,
+    /// Unit types whose arrival counts, comma-separated (`report.counting_unit_types`).
     pub counting_unit_types: String,
+    /// Cells published, suppressed ones included.
     pub cells: u64,
+    /// Cells suppressed.
     pub suppressed_cells: u64,
 }
 
@@ -79,6 +116,7 @@ fn reason_from_code(s: &str) -> Option<SuppressionReason> {
     }
 }
 
+/// The published row of a cell.
 pub fn cell_row(c: &Cell) -> CellRow {
     let (year, quarter) = match c.period {
         Period::Year(y) => (y, 0),

@@ -124,6 +124,7 @@ pub fn region_summary(r: &MunicipalityReport) -> String {
     out
 }
 
+/// The report as Markdown in Dutch: regions and municipalities of the shown period (the year, or the quarter it was restricted to) and the exclusions.
 pub fn to_markdown(r: &MunicipalityReport) -> String {
     let period = shown_period(r);
     let mut out = format!("# Responstijden A0/A1 per gemeente, {}\n\n", period.label());
@@ -223,6 +224,7 @@ pub fn to_csv(r: &MunicipalityReport) -> String {
     String::from_utf8(w.into_inner().expect("in-memory CSV")).expect("UTF-8")
 }
 
+/// The report as pretty-printed JSON, every cell with its statistics and suppression.
 pub fn to_json(r: &MunicipalityReport) -> String {
     serde_json::to_string_pretty(r).expect("serializes") + "\n"
 }

@@ -29,6 +29,7 @@ pub struct SuppressionConfig {
     /// Plausible response time bounds per deployment that the attacker knows (seconds; default
     /// 0 and 3600). Set them to the published plausibility bounds of the report.
     pub attacker_min_seconds: f64,
+    /// Upper bound of the response time the attacker assumes per deployment, in seconds (default 3600).
     pub attacker_max_seconds: f64,
     /// A suppressed cell's sum of response times must stay open over at least
     /// (k - 1) x this many seconds (default 300).
@@ -48,6 +49,7 @@ impl Default for SuppressionConfig {
 }
 
 impl SuppressionConfig {
+    /// The minimum deployments, as printed with the report.
     pub fn params(&self) -> SuppressionParams {
         SuppressionParams {
             min_deployments: self.min_deployments,
@@ -55,6 +57,7 @@ impl SuppressionConfig {
         }
     }
 
+    /// The attacker's assumptions, from these settings (no deadline).
     pub fn attack(&self) -> AttackParams {
         AttackParams {
             min_deployments: self.min_deployments,
@@ -65,6 +68,7 @@ impl SuppressionConfig {
         }
     }
 
+    /// Checks: `min_deployments` at least 1, `min_deployments_percentiles` at least that, `0 <= attacker_min_seconds < attacker_max_seconds` (finite), a finite `sum_width_per_deployment_seconds >= 0`.
     pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         let invalid =
             |key: &str, value: String, reason: &str| crate::config::ConfigError::Invalid {
@@ -105,8 +109,11 @@ impl SuppressionConfig {
 /// The exact statistics of one cell, as computed from the incidents.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellStats {
+    /// Where the cell's incidents happened.
     pub area: Area,
+    /// Year or quarter of the cell.
     pub period: Period,
+    /// A0, A1 or A0+A1.
     pub urgency: UrgencyGroup,
     /// `n == 0` for a cell without deployments (its other fields are then 0).
     pub stats: Stats,
@@ -176,6 +183,7 @@ pub fn suppress_with(
 /// The suppression decided for every cell, with what it took.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// Per input cell, in order: why it is suppressed, or `None` when published.
     pub reasons: Vec<Option<SuppressionReason>>,
     /// Rounds of attack and repair.
     pub rounds: usize,
