@@ -242,6 +242,111 @@ pub async fn previous(
     Ok(Some(rows.iter().filter_map(row_cell).collect()))
 }
 
+/// Everything published for one year, read back from the public database exactly as a BI user
+/// reads it: see [`read_publication`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Publication {
+    /// `municipality_response_times`: one cell per row, suppressed cells included (with `None`
+    /// for the count and every statistic, and their reason), ordered by quarter, urgency, area
+    /// level and area code (the table's sort key).
+    pub cells: Vec<Cell>,
+    /// `municipality_response_exclusions`: incidents left out per reason and urgency (national).
+    pub exclusions: Vec<ExclusionRow>,
+    /// `municipality_report_publications`: the year's publication parameters, `None` if absent.
+    pub publication: Option<PublicationRow>,
+}
+
+/// Why a publication could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadBackError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// A row of the cells table this version cannot turn into a [`Cell`] (unknown area level,
+    /// quarter, urgency or reason). Reported, never skipped: a reader for the attacker must not
+    /// silently see less than is published.
+    #[error("{table}: row {row} cannot be read as a cell: {detail}")]
+    UnreadableRow {
+        table: &'static str,
+        row: usize,
+        detail: String,
+    },
+}
+
+/// Read back every published table of `year` from `public_db` (the database the BI user may
+/// read): the cells of `municipality_response_times` as the model's [`Cell`]s (what a BI user
+/// sees: suppressed cells with NULLs and the reason), the exclusions and the publication row.
+/// Unlike [`previous`] it fails on a row it cannot read instead of skipping it, and returns an
+/// empty [`Publication`] when the year (or the tables) are not published. This is the input of
+/// the read-back attack test (docs/suppression.md): the attacker gets all three tables; only the
+/// cells carry figures linked to suppressed cells (the exclusions are national counts of
+/// incidents outside every cell; the publication row holds parameters and cell totals).
+pub async fn read_publication(
+    sink: &Sink,
+    public_db: &str,
+    year: i32,
+) -> Result<Publication, ReadBackError> {
+    use clickhouse::sql::Identifier;
+    let present: Vec<String> = sink
+        .client()
+        .query("SELECT name FROM system.tables WHERE database = ?")
+        .bind(public_db)
+        .fetch_all()
+        .await
+        .map_err(ch)?;
+    let has = |t: &str| present.iter().any(|p| p == t);
+    let mut out = Publication {
+        cells: Vec::new(),
+        exclusions: Vec::new(),
+        publication: None,
+    };
+    if has(CELLS_TABLE) {
+        let rows: Vec<CellRow> = sink
+            .client()
+            .query(
+                "SELECT ?fields FROM ?.? WHERE year = ? \
+                 ORDER BY quarter, urgency, area_level, area_code",
+            )
+            .bind(Identifier(public_db))
+            .bind(Identifier(CELLS_TABLE))
+            .bind(year)
+            .fetch_all()
+            .await
+            .map_err(ch)?;
+        for (i, r) in rows.iter().enumerate() {
+            let cell = row_cell(r).ok_or_else(|| ReadBackError::UnreadableRow {
+                table: CELLS_TABLE,
+                row: i,
+                detail: format!("{r:?}"),
+            })?;
+            out.cells.push(cell);
+        }
+    }
+    if has(EXCLUSIONS_TABLE) {
+        out.exclusions = sink
+            .client()
+            .query("SELECT ?fields FROM ?.? WHERE year = ? ORDER BY reason, urgency")
+            .bind(Identifier(public_db))
+            .bind(Identifier(EXCLUSIONS_TABLE))
+            .bind(year)
+            .fetch_all()
+            .await
+            .map_err(ch)?;
+    }
+    if has(PUBLICATIONS_TABLE) {
+        let rows: Vec<PublicationRow> = sink
+            .client()
+            .query("SELECT ?fields FROM ?.? WHERE year = ? ORDER BY published_at DESC LIMIT 1")
+            .bind(Identifier(public_db))
+            .bind(Identifier(PUBLICATIONS_TABLE))
+            .bind(year)
+            .fetch_all()
+            .await
+            .map_err(ch)?;
+        out.publication = rows.into_iter().next();
+    }
+    Ok(out)
+}
+
 /// Write `rows` into `public_db.table`'s partition `year` as a whole: through a staging copy of
 /// the table in the raw database, then REPLACE PARTITION.
 async fn replace_year<T>(
