@@ -259,6 +259,7 @@ pub struct Publication {
 /// Why a publication could not be read back.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadBackError {
+    /// ClickHouse did not answer the query of a table, or its rows did not match the row type.
     #[error(transparent)]
     Sink(#[from] SinkError),
     /// A row of the cells table this version cannot turn into a [`Cell`] (unknown area level,
@@ -266,8 +267,11 @@ pub enum ReadBackError {
     /// silently see less than is published.
     #[error("{table}: row {row} cannot be read as a cell: {detail}")]
     UnreadableRow {
+        /// The table read.
         table: &'static str,
+        /// The row's index (0-based) in the table's sort order.
         row: usize,
+        /// The row as read.
         detail: String,
     },
 }
