@@ -33,7 +33,9 @@
 //! environment as plain data, validated before anything starts; each component builds itself
 //! from its section, e.g. [`enrich::Enricher::from_config`]), [`security`] (TLS and SASL),
 //! [`telemetry`] (the one place where every metric is named; logs; `/metrics` and `/health`)
-//! [`cluster`] (migrations for a replicated cluster) and [`backoff`] (the one retry policy: the wait between retries, from `[retry]`, and the retry classes).
+//! [`cluster`] (migrations for a replicated cluster), [`backoff`] (the one retry policy: the wait
+//! between retries, from `[retry]`, and the retry classes) and [`clock`] (the wall clock, read
+//! only by the outer layers).
 //!
 //! Beside them: [`audit`] (does every committed record sit in ClickHouse or on the DLQ?),
 //! [`generate`] (sample and synthetic streams), [`report`] (what landed, for people), [`cli`]
@@ -47,6 +49,7 @@
 pub mod audit;
 pub mod backoff;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod decode;

@@ -197,7 +197,7 @@ async fn generate_sample(
 ) -> anyhow::Result<()> {
     let start_ms = match start {
         Some(s) => parse_rfc3339_ms(&s).with_context(|| format!("--start {s:?}"))?,
-        None => pipeline::now_ms() - 24 * 3600 * 1000,
+        None => dispatch_ingest::clock::now_ms() - 24 * 3600 * 1000,
     };
     let events = generate::sample_events(&SampleOptions {
         incidents,

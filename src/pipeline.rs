@@ -28,6 +28,7 @@ use budget::{record_bytes, Budget, Held};
 use insert::{insert_isolating, Refused, Writer};
 
 use crate::backoff::{Backoff, RetryClass, RetryOperation};
+use crate::clock::{now_ms, now_secs};
 use crate::config::{Config, RetryConfig};
 use crate::decode::registry::{RegistryClient, RegistrySettings};
 use crate::decode::{Codec, DecodeFailure, RecordError};
@@ -36,8 +37,8 @@ use crate::enrich::{self, Enricher, Meta};
 use crate::kafka::{Done, RawRecord};
 use crate::row::EventRow;
 use crate::sink::{
-    classify, is_drift_suspect, now_secs, split_by_partition, InsertFailure, Sink, SinkError,
-    EVENTS_TABLE, MAX_MONTHS_PER_INSERT,
+    classify, is_drift_suspect, split_by_partition, InsertFailure, Sink, SinkError, EVENTS_TABLE,
+    MAX_MONTHS_PER_INSERT,
 };
 use crate::source::KafkaSource;
 use crate::telemetry::{self, Health};
@@ -774,12 +775,4 @@ async fn insert_with_retry(rows: &[EventRow], ctx: &SinkContext) -> Result<(), R
         );
         tokio::time::sleep(wait).await;
     }
-}
-
-/// The current time in UTC milliseconds since the Unix epoch (0 if the clock is before 1970).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -207,7 +207,7 @@ async fn fault_replica_killed_mid_stream_fails_over_and_catches_up() {
     let events = sample_events(&SampleOptions {
         incidents: 2_000,
         seed: 121,
-        start_ms: dispatch_ingest::pipeline::now_ms() - 20 * 3600 * 1000,
+        start_ms: dispatch_ingest::clock::now_ms() - 20 * 3600 * 1000,
         spacing_ms: 1_000,
     });
     let total = events.len() as u64;

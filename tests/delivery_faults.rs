@@ -24,7 +24,7 @@ fn workload(seed: u64, incidents: u32) -> Vec<DispatchEvent> {
     sample_events(&SampleOptions {
         incidents,
         seed,
-        start_ms: dispatch_ingest::pipeline::now_ms() - 20 * 3600 * 1000,
+        start_ms: dispatch_ingest::clock::now_ms() - 20 * 3600 * 1000,
         spacing_ms: 1_000,
     })
 }

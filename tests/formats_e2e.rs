@@ -20,7 +20,7 @@ fn sample(seed: u64, incidents: u32) -> Vec<DispatchEvent> {
     sample_events(&SampleOptions {
         incidents,
         seed,
-        start_ms: dispatch_ingest::pipeline::now_ms() - 6 * 3600 * 1000,
+        start_ms: dispatch_ingest::clock::now_ms() - 6 * 3600 * 1000,
         spacing_ms: 20_000,
     })
 }
@@ -81,7 +81,7 @@ async fn all_five_streams_land_from_confluent_avro_with_registry() {
     rec.put("dispatch_centre", "MKA Zuid-Nederland");
     rec.put(
         "occurred_at",
-        apache_avro::types::Value::TimestampMillis(dispatch_ingest::pipeline::now_ms() - 5_000),
+        apache_avro::types::Value::TimestampMillis(dispatch_ingest::clock::now_ms() - 5_000),
     );
     let v2_symbols: Vec<String> = serde_json::from_str::<serde_json::Value>(&v2_json).unwrap()
         ["fields"]

@@ -23,7 +23,7 @@ fn call(incident: &str) -> DispatchEvent {
             event_id: Uuid::new_v4(),
             incident_id: incident.into(),
             dispatch_centre: "MKA Midden-Nederland".into(),
-            occurred_at_ms: dispatch_ingest::pipeline::now_ms() - 60_000,
+            occurred_at_ms: dispatch_ingest::clock::now_ms() - 60_000,
         },
         payload: Payload::Call {
             urgency: Urgency::A1,

@@ -97,7 +97,7 @@ fn event() -> dispatch_ingest::event::DispatchEvent {
             event_id: uuid::Uuid::new_v4(),
             incident_id: "INC-LAG".into(),
             dispatch_centre: "MKA Midden-Nederland".into(),
-            occurred_at_ms: dispatch_ingest::pipeline::now_ms() - 60_000,
+            occurred_at_ms: dispatch_ingest::clock::now_ms() - 60_000,
         },
         payload: Payload::Call {
             urgency: dispatch_ingest::event::Urgency::A1,

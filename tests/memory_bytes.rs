@@ -38,7 +38,7 @@ fn big_event(i: usize) -> DispatchEvent {
             event_id: uuid::Uuid::new_v4(),
             incident_id: format!("INC-MEM-{i:05}"),
             dispatch_centre: "MKA Midden-Nederland".into(),
-            occurred_at_ms: dispatch_ingest::pipeline::now_ms() - 60_000,
+            occurred_at_ms: dispatch_ingest::clock::now_ms() - 60_000,
         },
         payload: Payload::Transport {
             unit_id: "17-123".into(),

@@ -22,7 +22,7 @@ fn call(incident: &str, urgency: Urgency) -> DispatchEvent {
             event_id: Uuid::new_v4(),
             incident_id: incident.into(),
             dispatch_centre: "MKA Midden-Nederland".into(),
-            occurred_at_ms: dispatch_ingest::pipeline::now_ms() - 60_000,
+            occurred_at_ms: dispatch_ingest::clock::now_ms() - 60_000,
         },
         payload: Payload::Call {
             urgency,
@@ -185,7 +185,7 @@ async fn bad_records_go_to_the_dead_letter_topic_and_good_ones_land() {
             event_id: Uuid::new_v4(),
             incident_id: "INC-GOOD".into(),
             dispatch_centre: "MKA Midden-Nederland".into(),
-            occurred_at_ms: dispatch_ingest::pipeline::now_ms() - 30_000,
+            occurred_at_ms: dispatch_ingest::clock::now_ms() - 30_000,
         },
         payload: Payload::Alert {
             unit_id: "MMT-Volkel-H".into(),

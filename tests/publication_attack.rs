@@ -117,7 +117,7 @@ async fn the_published_national_year_read_back_resists_the_attack() {
     // Into ClickHouse as the pipeline writes them: enriched rows, batch by batch.
     let sink = Sink::connect(&config.clickhouse).await.unwrap();
     let enricher = Enricher::from_config(&config.enrich).unwrap();
-    let ingested_at = dispatch_ingest::pipeline::now_ms() / 1000;
+    let ingested_at = dispatch_ingest::clock::now_ms() / 1000;
     let started = Instant::now();
     for (b, batch) in events.chunks(200_000).enumerate() {
         let rows: Vec<_> = batch

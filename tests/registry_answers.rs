@@ -86,7 +86,7 @@ async fn a_proxy_404_holds_records_back_and_they_land_when_the_registry_answers(
     let events: Vec<_> = sample_events(&SampleOptions {
         incidents: 10,
         seed: 31,
-        start_ms: dispatch_ingest::pipeline::now_ms() - 6 * 3600 * 1000,
+        start_ms: dispatch_ingest::clock::now_ms() - 6 * 3600 * 1000,
         spacing_ms: 20_000,
     })
     .into_iter()
@@ -144,7 +144,7 @@ async fn a_foreign_writer_schema_dead_letters_its_records_with_the_reason() {
     let events: Vec<_> = sample_events(&SampleOptions {
         incidents: 5,
         seed: 32,
-        start_ms: dispatch_ingest::pipeline::now_ms() - 6 * 3600 * 1000,
+        start_ms: dispatch_ingest::clock::now_ms() - 6 * 3600 * 1000,
         spacing_ms: 20_000,
     })
     .into_iter()

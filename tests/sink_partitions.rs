@@ -88,7 +88,7 @@ async fn a_column_dropped_mid_run_stops_the_service_and_commits_nothing_past_it(
     env.run_cli(&["migrate"]);
     let codec = Codec::bundled(WireFormat::Avro);
     let topic = env.topic(Stream::Call).to_string();
-    let now = dispatch_ingest::pipeline::now_ms() - 60_000;
+    let now = dispatch_ingest::clock::now_ms() - 60_000;
     // One key: one partition, so offsets are contiguous.
     let mut partition = 0;
     let mut last = 0;

@@ -78,7 +78,7 @@ fn events(incidents: u32, seed: u64) -> Vec<dispatch_ingest::event::DispatchEven
     generate::sample_events(&SampleOptions {
         incidents,
         seed,
-        start_ms: dispatch_ingest::pipeline::now_ms() - 3_600_000,
+        start_ms: dispatch_ingest::clock::now_ms() - 3_600_000,
         spacing_ms: 30_000,
     })
 }

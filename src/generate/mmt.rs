@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use super::{ambulance_alert, on_scene};
+use super::{ambulance_alert, on_scene, uuid};
 use crate::enrich::reference::Reference;
 use crate::event::{CancelReason, DispatchEvent, Envelope, Payload, TransportMode, Urgency};
 
@@ -167,10 +167,6 @@ fn spread<T: Clone>(values: &[T], counts: &[u32], rng: &mut StdRng) -> Vec<T> {
         .collect();
     v.shuffle(rng);
     v
-}
-
-fn uuid(rng: &mut StdRng) -> uuid::Uuid {
-    uuid::Builder::from_random_bytes(rng.random()).into_uuid()
 }
 
 /// The events of one year's MMT calls, in time order.

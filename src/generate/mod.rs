@@ -114,6 +114,8 @@ pub(crate) fn on_scene(unit: &str) -> Payload {
     }
 }
 
+/// A random (version 4) UUID drawn from the generator's seeded `rng`, so a seed gives the same
+/// ids every run.
 fn uuid(rng: &mut StdRng) -> Uuid {
     uuid::Builder::from_random_bytes(rng.random()).into_uuid()
 }

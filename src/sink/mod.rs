@@ -13,6 +13,7 @@ use std::time::Duration;
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now_secs;
 use crate::config::{ClickHouseConfig, Validation};
 use crate::row::EventRow;
 
@@ -573,14 +574,6 @@ pub fn dedup_token(rows: &[EventRow]) -> String {
         text.push('\n');
     }
     format!("dispatch-ingest-{}-{}", rows.len(), checksum(&text))
-}
-
-/// The current time in UTC seconds since the Unix epoch (0 if the clock is before 1970).
-pub fn now_secs() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

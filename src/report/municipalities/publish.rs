@@ -427,7 +427,7 @@ pub async fn publish(
     replace_year(sink, public_db, EXCLUSIONS_TABLE, year, &exclusions).await?;
     let publication = PublicationRow {
         year: year as u16,
-        published_at: crate::sink::now_secs(),
+        published_at: crate::clock::now_secs(),
         min_deployments: report.params.min_deployments,
         min_deployments_percentiles: report.params.min_deployments_percentiles,
         norm_seconds: report.norm_seconds,
