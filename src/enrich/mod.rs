@@ -264,19 +264,6 @@ pub fn to_row(event: &DispatchEvent, meta: &Meta<'_>, enricher: &Enricher) -> Ev
         dispatch_centre: e.dispatch_centre.clone(),
         occurred_at: (e.occurred_at_ms.div_euclid(1000)).clamp(0, i64::from(u32::MAX)) as u32,
         occurred_at_ms: e.occurred_at_ms,
-        urgency: None,
-        municipality_code: None,
-        patient_age_years: None,
-        triage_code: None,
-        unit_id: None,
-        unit_type: None,
-        mmt_station: None,
-        dispatch_kind: None,
-        cancel_reason: None,
-        transport_mode: None,
-        mmt_physician_accompanies: None,
-        destination: None,
-        trauma: None,
         source_topic: meta.position.topic.clone(),
         source_partition: meta.position.partition,
         source_offset: meta.position.offset,
@@ -286,22 +273,6 @@ pub fn to_row(event: &DispatchEvent, meta: &Meta<'_>, enricher: &Enricher) -> Ev
         ..EventRow::default()
     };
     let date = local_date(e.occurred_at_ms);
-    let set_urgency = |row: &mut EventRow, urgency: Urgency| {
-        row.urgency = Some(urgency.as_str().to_string());
-        if let Some(vui) = normalize_urgency(urgency) {
-            let info = urgency_info(vui, &enricher.norms);
-            row.urgency_vui = Some(info.vui.as_str().to_string());
-            row.urgency_rank = Some(info.rank);
-            row.is_emergency = Some(u8::from(info.is_emergency));
-            row.response_norm_seconds = info.norm_seconds;
-        }
-    };
-    let set_trauma = |row: &mut EventRow, t: Option<(bool, TraumaSource)>| {
-        if let Some((t, source)) = t {
-            row.is_trauma = Some(u8::from(t));
-            row.trauma_source = Some(source.as_str().to_string());
-        }
-    };
     match &event.payload {
         Payload::Call {
             urgency,
@@ -309,18 +280,11 @@ pub fn to_row(event: &DispatchEvent, meta: &Meta<'_>, enricher: &Enricher) -> Ev
             patient_age_years,
             triage_code,
         } => {
-            set_urgency(&mut row, *urgency);
+            set_urgency(&mut row, *urgency, enricher);
             row.municipality_code = Some(municipality_code.clone());
             let today = local_date(i64::from(meta.ingested_at) * 1000);
-            let geo = enricher.geography(municipality_code, date, today);
-            row.municipality_name = Some(geo.municipality_name);
-            row.region_code = Some(geo.region_code);
-            row.region_name = Some(geo.region_name);
-            row.province_code = Some(geo.province_code);
-            row.province_name = Some(geo.province_name);
-            row.municipality_code_current = Some(geo.municipality_code_current);
-            row.patient_age_years = age(*patient_age_years);
-            row.is_child = is_child(*patient_age_years, enricher.child_max_age).map(u8::from);
+            set_geography(&mut row, enricher.geography(municipality_code, date, today));
+            set_patient_age(&mut row, *patient_age_years, enricher);
             row.triage_code = triage_code.clone();
             set_trauma(
                 &mut row,
@@ -340,7 +304,7 @@ pub fn to_row(event: &DispatchEvent, meta: &Meta<'_>, enricher: &Enricher) -> Ev
             row.mmt_station_norm = mmt_station.as_deref().map(|s| enricher.station(s, date));
             row.dispatch_kind = Some(dispatch_kind.as_str().to_string());
             if let Some(u) = urgency {
-                set_urgency(&mut row, *u);
+                set_urgency(&mut row, *u, enricher);
             }
         }
         Payload::Cancel {
@@ -365,13 +329,48 @@ pub fn to_row(event: &DispatchEvent, meta: &Meta<'_>, enricher: &Enricher) -> Ev
             row.transport_mode = Some(mode.as_str().to_string());
             row.mmt_physician_accompanies = Some(u8::from(*mmt_physician_accompanies));
             row.destination = destination.clone();
-            row.patient_age_years = age(*patient_age_years);
-            row.is_child = is_child(*patient_age_years, enricher.child_max_age).map(u8::from);
+            set_patient_age(&mut row, *patient_age_years, enricher);
             row.trauma = trauma.map(u8::from);
             set_trauma(&mut row, self::trauma(*trauma, None, &enricher.reference));
         }
     }
     row
+}
+
+/// The urgency as sent, and its VUI class, rank, emergency flag and norm.
+fn set_urgency(row: &mut EventRow, urgency: Urgency, enricher: &Enricher) {
+    row.urgency = Some(urgency.as_str().to_string());
+    if let Some(vui) = normalize_urgency(urgency) {
+        let info = urgency_info(vui, &enricher.norms);
+        row.urgency_vui = Some(info.vui.as_str().to_string());
+        row.urgency_rank = Some(info.rank);
+        row.is_emergency = Some(u8::from(info.is_emergency));
+        row.response_norm_seconds = info.norm_seconds;
+    }
+}
+
+/// The municipality's names, region and province, and today's municipality code.
+fn set_geography(row: &mut EventRow, geo: Geography) {
+    row.municipality_name = Some(geo.municipality_name);
+    row.region_code = Some(geo.region_code);
+    row.region_name = Some(geo.region_name);
+    row.province_code = Some(geo.province_code);
+    row.province_name = Some(geo.province_name);
+    row.municipality_code_current = Some(geo.municipality_code_current);
+}
+
+/// The patient's age and whether the patient is a child (`enrich.child_max_age`).
+fn set_patient_age(row: &mut EventRow, years: Option<i32>, enricher: &Enricher) {
+    row.patient_age_years = age(years);
+    row.is_child = is_child(years, enricher.child_max_age).map(u8::from);
+}
+
+/// The trauma flag and where it came from, when known.
+fn set_trauma(row: &mut EventRow, t: Option<(bool, TraumaSource)>) {
+    if let Some((t, source)) = t {
+        row.is_trauma = Some(u8::from(t));
+        row.trauma_source = Some(source.as_str().to_string());
+    }
 }
 
 #[cfg(test)]
