@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -404,35 +404,65 @@ pub async fn run_with_fault(
     Ok(summary)
 }
 
+/// Records the process stage works on at once. Decoding and enriching are quick, but a record
+/// that is dead-lettered waits for the dead-letter topic's acknowledgement (a few ms): one at a
+/// time, a run of bad records went at about 170 a second. The results leave the stage in the
+/// records' order, so what the sink sees, and the order of acknowledgements, is unchanged.
+pub const PROCESS_CONCURRENCY: usize = 64;
+
 async fn process_stage(
-    mut rx: mpsc::Receiver<(RawRecord, Held)>,
+    rx: mpsc::Receiver<(RawRecord, Held)>,
     tx: mpsc::Sender<Item>,
     (codec, enricher, retry): (Arc<Codec>, Arc<Enricher>, RetryConfig),
     dlq: Arc<DeadLetters>,
     counters: Arc<Counters>,
     (fault, health): (Option<Fault>, Health),
 ) {
+    use futures::StreamExt;
+    let (codec, enricher, retry, dlq, counters, health) =
+        (&*codec, &*enricher, &retry, &*dlq, &*counters, &health);
+    // Taken from the channel minus handed on: while records are in flight, the beat comes
+    // from their work (each record's start, registry and dead-letter waits), so a record that
+    // hangs stops the beat; when idle, the tick beats.
+    let in_flight = AtomicUsize::new(0);
+    let in_flight = &in_flight;
+    let records = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|r| (r, rx))
+    });
+    let mut items = std::pin::pin!(records
+        .map(|(record, held): (RawRecord, Held)| {
+            in_flight.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Fault::trigger(fault, "process");
+                Fault::hang(fault, "process").await;
+                process(
+                    &record,
+                    held,
+                    (codec, enricher, retry),
+                    dlq,
+                    counters,
+                    health,
+                )
+                .await
+            }
+        })
+        .buffered(PROCESS_CONCURRENCY));
     let mut tick = tokio::time::interval(Duration::from_millis(1000));
     loop {
-        health.beat("process");
-        let (record, held) = tokio::select! {
-            r = rx.recv() => match r {
-                Some(r) => r,
+        let item = tokio::select! {
+            item = items.next() => match item {
+                Some(item) => item,
                 None => break,
             },
-            _ = tick.tick() => continue,
+            _ = tick.tick() => {
+                if in_flight.load(Ordering::SeqCst) == 0 {
+                    health.beat("process");
+                }
+                continue;
+            }
         };
-        Fault::trigger(fault, "process");
-        Fault::hang(fault, "process").await;
-        let item = process(
-            &record,
-            held,
-            (&codec, &enricher, &retry),
-            &dlq,
-            &counters,
-            &health,
-        )
-        .await;
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+        health.beat("process");
         if tx.send(item).await.is_err() {
             break;
         }
