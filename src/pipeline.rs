@@ -426,9 +426,8 @@ async fn process_stage(
     // hangs stops the beat; when idle, the tick beats.
     let in_flight = AtomicUsize::new(0);
     let in_flight = &in_flight;
-    let records = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|r| (r, rx))
-    });
+    let records =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
     let mut items = std::pin::pin!(records
         .map(|(record, held): (RawRecord, Held)| {
             in_flight.fetch_add(1, Ordering::SeqCst);

@@ -263,19 +263,19 @@ fn check_kafka_blocking(
             }
             Err(e) => {
                 attempt += 1;
-                let wait = backoff
+                let pause = backoff
                     .next_wait()
                     .min(wait.saturating_sub(start.elapsed()));
                 telemetry::retry(telemetry::RetryEvent {
                     operation: RetryOperation::KafkaStartupCheck,
                     class: RetryClass::Transient,
                     attempt,
-                    wait,
+                    wait: pause,
                     subject: &endpoint,
                     error: &e,
                     message: "Kafka does not answer the startup check yet; asking again",
                 });
-                std::thread::sleep(wait);
+                std::thread::sleep(pause);
             }
         }
     }
