@@ -373,8 +373,9 @@ pub fn read_gaps(
     Ok(((total - found) as u64, sample))
 }
 
-/// How long an audit request is retried while a partition's leader moves ([`retry_transient`]).
-const METADATA_RETRY_LIMIT: Duration = Duration::from_secs(5);
+/// How long an audit request is retried while a partition's leader moves ([`retry_transient`]),
+/// requests included (before the one policy: 20 sleeps of 250 ms plus the requests).
+const METADATA_RETRY_LIMIT: Duration = Duration::from_secs(10);
 
 /// Run a metadata or watermark request, retrying it with the retry policy (steps capped at 1 s,
 /// each a `kafka_metadata` retry) for up to [`METADATA_RETRY_LIMIT`] while the partition's

@@ -199,7 +199,7 @@ impl DeadLetters {
             {
                 Ok(_) => {
                     if stalled {
-                        self.health.set_dlq_stalled(&pos.topic, pos.partition, None);
+                        self.health.set_dlq_stalled(pos, false);
                         tracing::warn!(%pos, dlq = %self.topic, "dead-letter topic writable again; the partition continues");
                     }
                     telemetry::record_dead_lettered(
@@ -219,11 +219,7 @@ impl DeadLetters {
                     let permanent = is_permanent(&e);
                     if permanent && !stalled {
                         stalled = true;
-                        self.health.set_dlq_stalled(
-                            &pos.topic,
-                            pos.partition,
-                            Some(pos.to_string()),
-                        );
+                        self.health.set_dlq_stalled(pos, true);
                     }
                     attempt += 1;
                     let wait = backoff.next_wait();

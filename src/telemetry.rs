@@ -582,7 +582,7 @@ struct HealthState {
     beats: BTreeMap<&'static str, Instant>,
     checks: BTreeMap<&'static str, Check>,
     lag: LagTrend,
-    dlq_stalled: BTreeMap<(String, i32), String>,
+    dlq_stalled: BTreeMap<(String, i32), std::collections::BTreeSet<i64>>,
 }
 
 /// Liveness and readiness, shared between the pipeline and the HTTP endpoint.
@@ -695,16 +695,25 @@ impl Health {
         self.set_check("lag", result);
     }
 
-    /// A partition stopped (`Some(position)`) or resumed (`None`) because dead-lettering its
-    /// next record is impossible.
-    pub fn set_dlq_stalled(&self, topic: &str, partition: i32, stalled_at: Option<String>) {
+    /// The record at `position` cannot be dead-lettered (`stalled`), or it has been after all:
+    /// its partition is stopped while any of its records is stalled (several can be: the
+    /// process stage dead-letters many records at once), reported at the earliest of them,
+    /// where the partition's offsets stop.
+    pub fn set_dlq_stalled(&self, position: &crate::event::SourcePosition, stalled: bool) {
         let n = {
             let mut s = self.lock();
-            let key = (topic.to_string(), partition);
-            match stalled_at {
-                Some(p) => s.dlq_stalled.insert(key, p),
-                None => s.dlq_stalled.remove(&key),
-            };
+            let key = (position.topic.clone(), position.partition);
+            if stalled {
+                s.dlq_stalled
+                    .entry(key)
+                    .or_default()
+                    .insert(position.offset);
+            } else if let Some(offsets) = s.dlq_stalled.get_mut(&key) {
+                offsets.remove(&position.offset);
+                if offsets.is_empty() {
+                    s.dlq_stalled.remove(&key);
+                }
+            }
             s.dlq_stalled.len()
         };
         gauge!(DLQ_STALLED).set(n as f64);
@@ -759,9 +768,11 @@ impl Health {
                 failing.push(e.clone());
             }
         }
-        for ((topic, partition), at) in &s.dlq_stalled {
+        for ((topic, partition), offsets) in &s.dlq_stalled {
+            let first = offsets.first().copied().unwrap_or_default();
             failing.push(format!(
-                "dlq: {topic}/{partition} stopped at {at}: dead-lettering is impossible"
+                "dlq: {topic}/{partition} stopped at offset {first}: dead-lettering is impossible ({} records stalled)",
+                offsets.len()
             ));
         }
         if failing.is_empty() {
@@ -939,12 +950,20 @@ mod tests {
         assert_eq!(h.readiness().unwrap_err(), "clickhouse: unreachable");
         h.set_check("clickhouse", Ok(()));
         assert!(h.readiness().is_ok());
-        h.set_dlq_stalled("t", 2, Some("t/2@7".into()));
-        assert!(h
-            .readiness()
-            .unwrap_err()
-            .contains("dlq: t/2 stopped at t/2@7"));
-        h.set_dlq_stalled("t", 2, None);
+        let at = |offset| crate::event::SourcePosition {
+            topic: "t".into(),
+            partition: 2,
+            offset,
+        };
+        h.set_dlq_stalled(&at(9), true);
+        h.set_dlq_stalled(&at(7), true);
+        assert!(h.readiness().unwrap_err().contains(
+            "dlq: t/2 stopped at offset 7: dead-lettering is impossible (2 records stalled)"
+        ));
+        // One stalled record written after all: the partition stays stopped at the other.
+        h.set_dlq_stalled(&at(7), false);
+        assert!(h.readiness().unwrap_err().contains("stopped at offset 9"));
+        h.set_dlq_stalled(&at(9), false);
         h.sample_lag(5);
         std::thread::sleep(Duration::from_millis(5));
         h.sample_lag(6);
