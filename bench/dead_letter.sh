@@ -17,21 +17,10 @@ n="${N:-20000}"
 metrics_port="${BENCH_METRICS_PORT:-9468}"
 run="dlq$(date +%s)"
 
-export RUST_LOG=warn
-export DISPATCH_INGEST__KAFKA__BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP"
-export DISPATCH_INGEST__CLICKHOUSE__URL="$CLICKHOUSE_URL"
-export DISPATCH_INGEST__CLICKHOUSE__DATABASE="$run"
-export DISPATCH_INGEST__KAFKA__GROUP_ID="$run"
-export DISPATCH_INGEST__KAFKA__DLQ_TOPIC="$run.dlq"
-export DISPATCH_INGEST__TELEMETRY__LISTEN="127.0.0.1:$metrics_port"
-topics=("$run.dlq")
+own_topics
 for s in "${streams[@]}"; do
-    t="$run.${topic_suffix[$s]}"
-    topics+=("$t")
-    export "DISPATCH_INGEST__TOPICS__${s^^}__NAME=$t"
     export "DISPATCH_INGEST__TOPICS__${s^^}__FORMAT=json"
 done
-KAFKA_TOPICS="${topics[*]}" bash deploy/local/kafka.sh topics >/dev/null
 
 seq 1 "$n" | awk '{ print $1 ":not json " $1 }' |
     kcat -P -q -b "$KAFKA_BOOTSTRAP" -t "$run.calls" -K:

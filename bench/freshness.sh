@@ -38,20 +38,7 @@ run="fresh$(date +%s)"
 
 ch_pid="$(cat "$STATE_DIR/clickhouse/clickhouse.pid")"
 
-export RUST_LOG=warn
-export DISPATCH_INGEST__KAFKA__BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP"
-export DISPATCH_INGEST__CLICKHOUSE__URL="$CLICKHOUSE_URL"
-export DISPATCH_INGEST__CLICKHOUSE__DATABASE="$run"
-export DISPATCH_INGEST__KAFKA__GROUP_ID="$run"
-export DISPATCH_INGEST__KAFKA__DLQ_TOPIC="$run.dlq"
-export DISPATCH_INGEST__TELEMETRY__LISTEN="127.0.0.1:$metrics_port"
-topics=("$run.dlq")
-for s in "${streams[@]}"; do
-    t="$run.${topic_suffix[$s]}"
-    topics+=("$t")
-    export "DISPATCH_INGEST__TOPICS__${s^^}__NAME=$t"
-done
-KAFKA_TOPICS="${topics[*]}" bash deploy/local/kafka.sh topics >/dev/null
+own_topics
 
 "$bin" migrate >/dev/null
 "$bin" run >"$STATE_DIR/$run-pipeline.log" 2>&1 &

@@ -19,3 +19,23 @@ q() { curl -fsS "$CLICKHOUSE_URL/" --data-binary "$1"; }
 ticks="$(getconf CLK_TCK)"
 # CPU seconds (user + system) of a live process.
 cpu_of() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
+
+# A run of its own, named $run: its database, consumer group, dead-letter topic and five stream
+# topics (created, three partitions each), metrics on 127.0.0.1:$metrics_port, RUST_LOG=warn,
+# all exported for the pipeline.
+own_topics() {
+    export RUST_LOG=warn
+    export DISPATCH_INGEST__KAFKA__BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP"
+    export DISPATCH_INGEST__CLICKHOUSE__URL="$CLICKHOUSE_URL"
+    export DISPATCH_INGEST__CLICKHOUSE__DATABASE="$run"
+    export DISPATCH_INGEST__KAFKA__GROUP_ID="$run"
+    export DISPATCH_INGEST__KAFKA__DLQ_TOPIC="$run.dlq"
+    export DISPATCH_INGEST__TELEMETRY__LISTEN="127.0.0.1:$metrics_port"
+    local topics=("$run.dlq") s t
+    for s in "${streams[@]}"; do
+        t="$run.${topic_suffix[$s]}"
+        topics+=("$t")
+        export "DISPATCH_INGEST__TOPICS__${s^^}__NAME=$t"
+    done
+    KAFKA_TOPICS="${topics[*]}" bash deploy/local/kafka.sh topics >/dev/null
+}
