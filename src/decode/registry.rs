@@ -136,6 +136,17 @@ pub struct RegistryClient {
     http: reqwest::Client,
     settings: RegistrySettings,
     cache: Mutex<HashMap<u32, Arc<Schema>>>,
+    /// Per schema id not yet cached: whose turn it is to ask, and how its lookups failed.
+    lookups: Mutex<HashMap<u32, Arc<Lookup>>>,
+}
+
+/// The shared lookup of one schema id (see [`RegistryClient::schema`]).
+#[derive(Debug, Default)]
+struct Lookup {
+    /// Held by the lookup asking the registry.
+    turn: tokio::sync::Mutex<()>,
+    /// Failed lookups so far, and the last one's error.
+    failed: Mutex<(u64, Option<RegistryError>)>,
 }
 
 impl RegistryClient {
@@ -164,6 +175,7 @@ impl RegistryClient {
             http,
             settings,
             cache: Mutex::new(HashMap::new()),
+            lookups: Mutex::new(HashMap::new()),
         }
     }
 
@@ -189,11 +201,47 @@ impl RegistryClient {
         self.cache.lock().expect("cache lock").len()
     }
 
-    /// The writer schema with this id.
+    /// The writer schema with this id. Concurrent lookups of one id share the request: the
+    /// first asks the registry while the others wait; a lookup that fails while others wait
+    /// fails them too (they retry on their own schedule), so an outage or a new id costs one
+    /// request at a time, not one per record in flight.
     pub async fn schema(&self, id: u32) -> Result<Arc<Schema>, RegistryError> {
         if let Some(s) = self.cache.lock().expect("cache lock").get(&id) {
             return Ok(s.clone());
         }
+        let lookup = self
+            .lookups
+            .lock()
+            .expect("lookups lock")
+            .entry(id)
+            .or_default()
+            .clone();
+        let seen = lookup.failed.lock().expect("lookup lock").0;
+        let _turn = lookup.turn.lock().await;
+        if let Some(s) = self.cache.lock().expect("cache lock").get(&id) {
+            return Ok(s.clone());
+        }
+        if let (failures, Some(e)) = &*lookup.failed.lock().expect("lookup lock") {
+            if *failures != seen {
+                return Err(e.clone());
+            }
+        }
+        let result = self.fetch(id).await;
+        if let Err(e) = &result {
+            let mut failed = lookup.failed.lock().expect("lookup lock");
+            *failed = (failed.0 + 1, Some(e.clone()));
+        }
+        // Kept only while the registry may yet answer (an outage): an id that is cached or
+        // known to be bad needs no shared lookup, and hostile ids must not pile up here.
+        if !matches!(&result, Err(e) if e.is_retriable()) {
+            self.lookups.lock().expect("lookups lock").remove(&id);
+        }
+        result
+    }
+
+    /// Ask the registry for schema `id` (with the quick retries of `schema_registry.retries`)
+    /// and cache it.
+    async fn fetch(&self, id: u32) -> Result<Arc<Schema>, RegistryError> {
         let url = self.url(&format!("/schemas/ids/{id}"));
         let mut attempt = 0;
         let mut backoff = Backoff::from_config(&self.settings.retry);
